@@ -1,0 +1,45 @@
+"""Time-ordered unique ids (ULID layout: 48-bit millisecond time + 80 random bits, Crockford base32).
+
+Ids made in one process are strictly increasing; ids from different processes sort by millisecond.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_lock = threading.Lock()
+_last_ms = 0
+_last_rand = 0
+
+
+def _encode(value: int, length: int) -> str:
+    chars = []
+    for _ in range(length):
+        chars.append(_ALPHABET[value & 31])
+        value >>= 5
+    return "".join(reversed(chars))
+
+
+def new_id() -> str:
+    """A 26-character id that sorts by creation time."""
+    global _last_ms, _last_rand
+    with _lock:
+        ms = time.time_ns() // 1_000_000
+        if ms <= _last_ms:
+            ms = _last_ms
+            rand = _last_rand + 1  # same millisecond: keep strictly increasing
+        else:
+            rand = int.from_bytes(os.urandom(10), "big") >> 1  # leave headroom for increments
+        _last_ms, _last_rand = ms, rand
+    return _encode(ms, 10) + _encode(rand, 16)
+
+
+def id_time_ms(identifier: str) -> int:
+    """Milliseconds since the epoch encoded in an id made by :func:`new_id`."""
+    value = 0
+    for ch in identifier[:10]:
+        value = value * 32 + _ALPHABET.index(ch)
+    return value

@@ -1,0 +1,53 @@
+"""The home folder: where one rlops installation keeps everything it stores.
+
+The location is, in order: the explicit argument, ``$RLOPS_HOME``, ``./.rlops``. Nothing is created at import time;
+:meth:`Home.ensure` creates the layout on first use.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_HOME = ".rlops"
+ENV_VAR = "RLOPS_HOME"
+
+
+@dataclass(frozen=True)
+class Home:
+    """Paths inside one home folder.
+
+    Layout::
+
+        HOME/
+          meta.db            SQLite metadata (deployments and their revisions)
+          events/            the durable event log (segments, then Parquet partitions)
+          deployments/NAME/  artefacts of each deployment revision (schema, reward spec, policy folder)
+    """
+
+    root: Path
+
+    @classmethod
+    def resolve(cls, path: str | os.PathLike[str] | None = None) -> Home:
+        """Pick the home folder from ``path``, then ``$RLOPS_HOME``, then ``./.rlops``."""
+        chosen = path if path is not None else os.environ.get(ENV_VAR) or DEFAULT_HOME
+        return cls(Path(chosen).expanduser().absolute())
+
+    @property
+    def meta_db(self) -> Path:
+        return self.root / "meta.db"
+
+    @property
+    def events(self) -> Path:
+        return self.root / "events"
+
+    @property
+    def deployments(self) -> Path:
+        return self.root / "deployments"
+
+    def ensure(self) -> Home:
+        """Create the folder layout if it is missing; return self."""
+        for folder in (self.root, self.events, self.deployments):
+            folder.mkdir(parents=True, exist_ok=True)
+        return self

@@ -1,0 +1,141 @@
+"""Saving and loading policies as folders with a versioned manifest.
+
+A policy folder holds ``manifest.json`` plus whatever the policy writes (``state.npz``, an SB3 zip, a VW model)::
+
+    {"format": "rlops.policy", "format_version": 1, "kind": "linucb", "rlops_version": "0.1.0",
+     "config": {...}, "schema": {...}, "files": {"state.npz": "<sha256>"}}
+
+``format_version`` is the promise: a folder written by any earlier release loads in every later release. When
+the format has to change, bump :data:`FORMAT_VERSION` and add a migration to :data:`_MIGRATIONS`; never change what
+an existing version means. Hashes of every file are checked on load so a truncated or edited folder is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from rlops import __version__
+from rlops.errors import ConfigError, NotFoundError
+from rlops.policies.base import BasePolicy
+from rlops.schema import Schema
+
+FORMAT = "rlops.policy"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+
+_KINDS: dict[str, type[BasePolicy]] = {}
+#: ``format_version -> function`` upgrading a manifest dict by one version.
+_MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
+
+
+def register(cls: type[BasePolicy]) -> type[BasePolicy]:
+    """Class decorator: make a policy kind loadable by name."""
+    if not cls.kind:
+        raise TypeError(f"{cls.__name__} has no kind")
+    _KINDS[cls.kind] = cls
+    return cls
+
+
+def kinds() -> dict[str, type[BasePolicy]]:
+    """Every registered policy kind (importing :mod:`rlops.policies` registers the built-in ones)."""
+    return dict(_KINDS)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def content_hash(folder: str | Path) -> str:
+    """A hash of the whole saved policy (manifest included): equal folders, equal hashes."""
+    folder = Path(folder)
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(folder)).encode())
+        digest.update(_sha256(path).encode())
+    return digest.hexdigest()
+
+
+def save_policy(policy: BasePolicy, folder: str | Path) -> Path:
+    """Save ``policy`` into ``folder`` (created; an existing folder is replaced atomically)."""
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        policy.save_files(tmp)
+        files = {p.name: _sha256(p) for p in sorted(tmp.iterdir()) if p.is_file()}
+        manifest = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "kind": policy.kind,
+            "rlops_version": __version__,
+            "config": policy.config(),
+            "schema": policy.schema.to_dict(),
+            "files": files,
+        }
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
+        if folder.exists():
+            old = folder.with_name(f".{folder.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(folder, old)
+            os.replace(tmp, folder)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return folder
+
+
+def read_manifest(folder: str | Path) -> dict[str, Any]:
+    """Read and upgrade a policy manifest, refusing unknown formats with a clear error."""
+    folder = Path(folder)
+    path = folder / MANIFEST
+    if not path.is_file():
+        raise NotFoundError(f"{folder}: not a policy folder (no {MANIFEST})")
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise ConfigError(f"{path}: unreadable manifest: {e}") from e
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise ConfigError(f"{path}: format is not {FORMAT!r}")
+    version = manifest.get("format_version")
+    if not isinstance(version, int) or version < 1:
+        raise ConfigError(f"{path}: format_version must be a positive integer")
+    if version > FORMAT_VERSION:
+        raise ConfigError(f"{path}: format_version {version} is newer than this rlops supports "
+                          f"({FORMAT_VERSION}); upgrade rlops")
+    while version < FORMAT_VERSION:
+        manifest = _MIGRATIONS[version](manifest)
+        version = manifest["format_version"]
+    return manifest
+
+
+def load_policy(folder: str | Path) -> BasePolicy:
+    """Load a policy saved by :func:`save_policy`, verifying every file's hash."""
+    import rlops.policies  # noqa: F401  (registers the built-in kinds)
+
+    folder = Path(folder)
+    manifest = read_manifest(folder)
+    kind = manifest.get("kind")
+    if kind not in _KINDS:
+        raise ConfigError(f"{folder / MANIFEST}: kind: unknown policy kind {kind!r} (known: {sorted(_KINDS)})")
+    for name, expected in dict(manifest.get("files", {})).items():
+        path = folder / name
+        if not path.is_file():
+            raise ConfigError(f"{folder}: file {name} listed in the manifest is missing")
+        if _sha256(path) != expected:
+            raise ConfigError(f"{folder}: file {name} does not match its hash in the manifest")
+    schema = Schema.from_dict(manifest["schema"], source=f"{folder / MANIFEST}: schema")
+    return _KINDS[kind].from_saved(schema, dict(manifest.get("config", {})), folder)
