@@ -1,0 +1,39 @@
+"""Policies: the ``Policy`` protocol and its implementations, each saved as a folder with a versioned manifest."""
+
+from rlops.policies.base import (
+    ActResult,
+    BasePolicy,
+    LearningBatch,
+    OnlineLearner,
+    Policy,
+    PolicyInput,
+)
+from rlops.policies.exploration import EpsilonGreedy, Softmax
+from rlops.policies.io import content_hash, kinds, load_policy, read_manifest, save_policy
+from rlops.policies.linear import LinearThompson, LinUCB
+from rlops.policies.rule import RulePolicy
+from rlops.policies.scorers import LinearScorer, RidgeScorer, Scorer
+from rlops.policies.uniform import UniformRandom
+
+__all__ = [
+    "ActResult",
+    "BasePolicy",
+    "EpsilonGreedy",
+    "LearningBatch",
+    "LinUCB",
+    "LinearScorer",
+    "LinearThompson",
+    "OnlineLearner",
+    "Policy",
+    "PolicyInput",
+    "RidgeScorer",
+    "RulePolicy",
+    "Scorer",
+    "Softmax",
+    "UniformRandom",
+    "content_hash",
+    "kinds",
+    "load_policy",
+    "read_manifest",
+    "save_policy",
+]
