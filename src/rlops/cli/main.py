@@ -1,0 +1,237 @@
+"""``rlops``: thin commands over the library. Errors print one clear line and exit non-zero."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from rlops import __version__
+from rlops.errors import RlopsError
+from rlops.home import Home
+
+app = typer.Typer(help="rlops: take reinforcement-learning policies to production and keep them healthy there.",
+                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
+deploy_app = typer.Typer(help="Create and inspect deployments.", no_args_is_help=True)
+reward_app = typer.Typer(help="Reward specs: see what a reward definition does before using it.", no_args_is_help=True)
+events_app = typer.Typer(help="The event log: statistics, export, compaction.", no_args_is_help=True)
+app.add_typer(deploy_app, name="deploy")
+app.add_typer(reward_app, name="reward")
+app.add_typer(events_app, name="events")
+
+console = Console()
+errors = Console(stderr=True)
+
+HomeOption = Annotated[
+    Path | None,
+    typer.Option("--home", help="Home folder (default: $RLOPS_HOME, else ./.rlops).", show_default=False),
+]
+
+
+def _home(path: Path | None) -> Home:
+    return Home.resolve(path)
+
+
+@app.command()
+def version() -> None:
+    """Print the rlops version."""
+    console.print(__version__)
+
+
+@app.command()
+def init(home: HomeOption = None) -> None:
+    """Create the home folder layout (metadata database, event log, deployments)."""
+    from rlops.engine import Engine
+
+    with Engine(_home(home)) as engine:
+        console.print(f"rlops home ready at [bold]{engine.home.root}[/]")
+
+
+@app.command()
+def demo(
+    home: HomeOption = None,
+    fast: Annotated[bool, typer.Option("--fast", help="2,000 decisions per policy instead of 10,000.")] = False,
+    decisions: Annotated[int | None, typer.Option(help="Decisions per policy (overrides --fast).", min=100)] = None,
+    seed: Annotated[int, typer.Option(help="Seed for the synthetic users and their clicks.")] = 0,
+) -> None:
+    """Run the whole in-process loop on a built-in contextual bandit and compare policies with the optimum.
+
+    A uniform-random logging policy and an online LinUCB policy each serve synthetic users; every decision and
+    outcome goes through the durable event log, rewards are joined under a reward spec, and the table compares
+    each policy's click rate with the best achievable. The home folder keeps the deployment 'demo' afterwards.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from rlops import demo as demo_module
+
+    n = decisions or (2_000 if fast else 10_000)
+    root = _home(home)
+    with Progress(TextColumn("{task.description:<14}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console, transient=False) as progress:
+        tasks: dict[str, int] = {}
+
+        def update(phase: str, done: int, total: int) -> None:
+            if phase not in tasks:
+                tasks[phase] = progress.add_task(phase, total=total)
+            progress.update(tasks[phase], completed=done)
+
+        result = demo_module.run(root.root, n=n, seed=seed, progress=update)
+    table = Table(title=f"rlops demo: {n:,} synthetic users per policy",
+                  caption="rewards: joined rewards; observed: mean click; expected: mean click probability of the "
+                          "actions chosen (known model); last 25%: the same over the last quarter")
+    for column in ("deployment", "policy", "decisions", "rewards", "observed", "expected", "last 25%", "of best"):
+        table.add_column(column, justify="right" if column not in ("deployment", "policy") else "left")
+    for p in result.policies:
+        table.add_row(p.deployment, p.policy, f"{p.decisions:,}", f"{p.joined:,}", f"{p.mean_reward:.4f}",
+                      f"{p.expected_reward:.4f}", f"{p.last_quarter_expected:.4f}",
+                      f"{p.last_quarter_expected / result.optimum:.1%}")
+    table.add_row("optimum", "best per user", "", "", "", f"{result.optimum:.4f}",
+                  f"{result.optimum:.4f}", "100.0%", style="dim")
+    console.print(table)
+    console.print(f"Duplicate outcomes sent {result.duplicates_sent}, recognised {result.duplicates_detected}; "
+                  f"dead-lettered outcomes {result.dead_letters} (unknown decisions).")
+    console.print(f"Done in {result.seconds:.1f} s. Home folder: [bold]{result.home}[/] "
+                  f"(deployment 'demo'; try: rlops events stats --home {result.home})")
+
+
+@deploy_app.command("apply")
+def deploy_apply(file: Annotated[Path, typer.Argument(help="Deployment YAML file.")], home: HomeOption = None) -> None:
+    """Create or update a deployment from a YAML file (idempotent: an unchanged file makes no new revision)."""
+    from rlops.engine import Engine
+
+    with Engine(_home(home)) as engine:
+        result = engine.apply(file)
+    state = "created revision" if result.created else "unchanged at revision"
+    console.print(f"deployment [bold]{result.name}[/]: {state} {result.revision} "
+                  f"(policy version {result.policy_version})")
+
+
+@deploy_app.command("list")
+def deploy_list(home: HomeOption = None) -> None:
+    """List deployments with their live revision."""
+    from rlops.engine import Engine
+
+    with Engine(_home(home)) as engine:
+        table = Table("deployment", "revision", "policy", "reward spec", "applied")
+        for rev in engine.deployments():
+            spec = rev.spec
+            policy = spec["policy"].get("kind") or spec["policy"].get("path")
+            applied = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(rev.created_at))
+            table.add_row(rev.name, str(rev.revision), str(policy),
+                          f"{spec['reward']['name']}@{spec['reward']['version']}", applied)
+    console.print(table)
+
+
+@reward_app.command("preview")
+def reward_preview(
+    spec: Annotated[Path, typer.Argument(help="Reward spec YAML file.")],
+    events: Annotated[Path, typer.Option("--events", help="Home folder whose event log to compute over.")],
+    deployment: Annotated[str | None, typer.Option(help="Only this deployment's decisions.")] = None,
+    bins: Annotated[int, typer.Option(min=2, max=100, help="Histogram bins.")] = 20,
+) -> None:
+    """Show the distribution of rewards a spec computes over logged outcomes (count, mean, quantiles, histogram)."""
+    from rlops.engine.reports import preview_rewards
+    from rlops.rewards import RewardSpec, text_histogram
+
+    reward = RewardSpec.load(spec)
+    result = preview_rewards(_home(events), reward, deployment=deployment, bins=bins)
+    s = result.summary
+    table = Table("count", "mean", "std", "min", "p5", "p25", "median", "p75", "p95", "max",
+                  title=f"rewards of {reward.ref} over {result.home}")
+    table.add_row(f"{s.count:,}", *(f"{v:.4g}" for v in (s.mean, s.std, s.min, s.quantiles[0.05],
+                                                          s.quantiles[0.25], s.quantiles[0.5], s.quantiles[0.75],
+                                                          s.quantiles[0.95], s.max)))
+    console.print(table)
+    for line in text_histogram(s):
+        console.print(line, highlight=False)
+    console.print(f"from outcomes: {result.from_outcomes:,}; default reward (no outcome in window): "
+                  f"{result.defaulted:,}; dead-lettered under this spec: {result.dead_letters:,}"
+                  + (f" (most common: {result.top_reason})" if result.top_reason else ""))
+
+
+@events_app.command("stats")
+def events_stats(home: HomeOption = None) -> None:
+    """Decisions, outcomes, joined rewards and dead letters per deployment, and the log's storage."""
+    from rlops.engine import Engine
+    from rlops.engine.reports import deployment_stats
+
+    with Engine(_home(home)) as engine:
+        rows, storage = deployment_stats(engine)
+    table = Table("deployment", "decisions", "outcomes", "duplicates", "joined", "defaulted", "pending",
+                  "dead letters", "mean reward", title=f"event log at {_home(home).events}")
+    for r in rows:
+        table.add_row(r.deployment, f"{r.decisions:,}", f"{r.outcomes:,}", f"{r.duplicates:,}", f"{r.joined:,}",
+                      f"{r.defaulted:,}", f"{r.pending:,}", f"{r.dead_letters:,}",
+                      "" if r.mean_reward is None else f"{r.mean_reward:.4f}")
+    console.print(table)
+    console.print(storage)
+
+
+@events_app.command("export")
+def events_export(
+    out: Annotated[Path, typer.Option("--out", help="Folder to write Parquet files into.")],
+    fmt: Annotated[str, typer.Option("--format", help="Output format (parquet).")] = "parquet",
+    deployment: Annotated[str | None, typer.Option(help="Only this deployment.")] = None,
+    home: HomeOption = None,
+) -> None:
+    """Write decisions, outcomes, joined interactions (per deployment) and dead letters as Parquet files."""
+    from rlops.engine import Engine
+    from rlops.errors import ValidationError
+    from rlops.engine.reports import export_parquet
+
+    if fmt != "parquet":
+        raise ValidationError("--format", f"{fmt!r} is not supported (supported: parquet)")
+    with Engine(_home(home)) as engine:
+        written = export_parquet(engine, out, deployment=deployment)
+    for path, rows in written:
+        console.print(f"{rows:>10,} rows  {path}")
+
+
+@events_app.command("compact")
+def events_compact(home: HomeOption = None) -> None:
+    """Move sealed log segments into Parquet parts (safe while servers keep appending)."""
+    from rlops.events import EventLog
+
+    log = EventLog(_home(home).events)
+    try:
+        log.rotate()
+        result = log.compact()
+    finally:
+        log.close()
+    console.print(f"compacted {result.segments} segments: {result.decisions:,} decisions, "
+                  f"{result.outcomes:,} outcomes")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run the app, turning rlops errors into one line on stderr and exit code 1."""
+    try:
+        app(args=argv, standalone_mode=False)
+    except RlopsError as e:
+        errors.print(f"[bold red]error:[/] {e}", highlight=False)
+        return 1
+    except KeyboardInterrupt:
+        errors.print("interrupted; everything acknowledged so far is stored")
+        return 130
+    except typer.Exit as e:
+        return int(e.exit_code or 0)
+    except SystemExit as e:
+        return int(e.code or 0) if isinstance(e.code, int) else 1
+    except Exception as e:  # click usage errors
+        import click
+
+        if isinstance(e, click.exceptions.ClickException):
+            e.show()
+            return e.exit_code
+        if isinstance(e, click.exceptions.Abort):
+            return 1
+        raise
+    return 0
+
+
+def run() -> None:
+    sys.exit(main())

@@ -1,0 +1,463 @@
+"""The in-process decision engine: ``decide`` and ``report`` over schemas, policies, rewards and the event log.
+
+The HTTP service and the CLI are thin layers over this class. One Engine per process; it is thread-safe.
+
+Example:
+    >>> engine = Engine("/tmp/rlops-home")                                  # doctest: +SKIP
+    >>> engine.apply(DeploymentSpec.load("deployment.yaml"))               # doctest: +SKIP
+    >>> d = engine.decide("demo", {"age": 31, ...}, unit_id="user-7")      # doctest: +SKIP
+    >>> engine.report(d.decision_id, {"clicked": True})                    # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import shutil
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from rlops.engine.deployment import DeploymentSpec
+from rlops.engine.store import DeploymentStore, Revision
+from rlops.errors import ConflictError, NotFoundError, ValidationError
+from rlops.events import EventLog
+from rlops.events.ids import new_id
+from rlops.events.join import JoinResult, join, orphan_outcomes
+from rlops.events.records import DecisionRecord, Mode, OutcomeRecord
+from rlops.home import Home
+from rlops.policies import BasePolicy, LearningBatch, PolicyInput, kinds, load_policy, save_policy
+from rlops.rewards import RewardSpec
+
+MAX_ID_LENGTH = 256
+MAX_OUTCOME_FIELDS = 100
+MAX_STRING = 1024
+CONTEXT_CACHE = 100_000
+
+
+class OutcomeStatus(StrEnum):
+    """What happened to a reported outcome."""
+
+    ACCEPTED = "accepted"
+    DUPLICATE = "duplicate"  # same idempotency key as an outcome already stored: not stored again
+    DEAD_LETTER = "dead_letter"  # stored, but it cannot count: unknown or expired decision, unusable fields
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The answer to ``decide``: what to do, how likely the policy was to do it, and the id to report against."""
+
+    decision_id: str
+    deployment: str
+    policy_version: str
+    action: str | list[float]
+    action_index: int
+    propensity: float
+    probabilities: dict[str, float] | None
+    latency_us: int
+
+
+@dataclass(frozen=True)
+class ReportResult:
+    decision_id: str
+    idempotency_key: str
+    status: OutcomeStatus
+    reason: str | None = None
+    reward: float | None = None
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    name: str
+    revision: int
+    created: bool
+    policy_version: str
+
+
+class _Runtime:
+    """A loaded deployment: its revision, policy and random stream. Decisions hold ``lock`` while acting."""
+
+    def __init__(self, revision: Revision, spec: DeploymentSpec, policy: BasePolicy) -> None:
+        self.revision, self.spec, self.policy = revision, spec, policy
+        self.rng = np.random.default_rng([spec.seed, revision.revision])
+        self.window_us = int(spec.window_seconds * 1e6)
+        self.lock = threading.Lock()
+        self.learned: set[str] = set()
+
+
+def _now_us() -> int:
+    return time.time_ns() // 1000
+
+
+def _check_id(value: Any, field: str) -> str:
+    if not isinstance(value, str) or not value or len(value) > MAX_ID_LENGTH:
+        raise ValidationError(field, f"expected a non-empty string of at most {MAX_ID_LENGTH} characters")
+    return value
+
+
+def _check_fields(fields: Any, prefix: str = "outcome.fields") -> dict[str, Any]:
+    if not isinstance(fields, Mapping):
+        raise ValidationError(prefix, f"expected an object, got {type(fields).__name__}")
+    if len(fields) > MAX_OUTCOME_FIELDS:
+        raise ValidationError(prefix, f"{len(fields)} fields is more than {MAX_OUTCOME_FIELDS}")
+    clean: dict[str, Any] = {}
+    for key, value in fields.items():
+        if not isinstance(key, str) or not key or len(key) > 64:
+            raise ValidationError(prefix, f"field names must be strings of 1-64 characters: {key!r:.70}")
+        path = f"{prefix}.{key}"
+        if isinstance(value, bool) or value is None:
+            clean[key] = value
+        elif isinstance(value, int | float):
+            if not math.isfinite(value):
+                raise ValidationError(path, f"{value} is not a finite number")
+            clean[key] = value
+        elif isinstance(value, str):
+            if len(value) > MAX_STRING:
+                raise ValidationError(path, f"string of {len(value)} characters is longer than {MAX_STRING}")
+            clean[key] = value
+        else:
+            raise ValidationError(path, f"expected a number, boolean or string, got {type(value).__name__}")
+    return clean
+
+
+def default_idempotency_key(decision_id: str, fields: Mapping[str, Any]) -> str:
+    """The key used when a client sends none: the same outcome sent twice counts once."""
+    canonical = json.dumps([decision_id, fields], sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:32]
+
+
+class Engine:
+    """Decide, log, report and join, for every deployment in one home folder.
+
+    Args:
+        home: the home folder (default ``$RLOPS_HOME``, else ``./.rlops``).
+        fsync: ``True`` (default) makes every acknowledged write survive a power cut (group-committed fsync);
+            ``False`` still survives a crash of this process (the data is in the kernel) but not of the machine.
+    """
+
+    def __init__(self, home: str | Path | Home | None = None, *, fsync: bool = True) -> None:
+        self.home = (home if isinstance(home, Home) else Home.resolve(home)).ensure()
+        self.store = DeploymentStore(f"sqlite:///{self.home.meta_db}")
+        self.log = EventLog(self.home.events, fsync=fsync)
+        self._runtimes: dict[str, _Runtime] = {}
+        self._lock = threading.RLock()
+        self._index: dict[str, tuple[str, int]] | None = None
+        self._keys: set[str] | None = None
+        # Contexts of recent decisions, so reward specs that read context need no log scan at report time.
+        self._contexts: OrderedDict[str, dict[str, Any]] = OrderedDict()
+
+    # ---- deployments ------------------------------------------------------------------------------------------
+
+    def _policy_folder(self, name: str, spec_hash: str) -> Path:
+        return self.home.deployments / name / "policies" / spec_hash[:16]
+
+    def apply(self, spec: DeploymentSpec | str | Path) -> ApplyResult:
+        """Create or update a deployment. Idempotent: unchanged content makes no new revision."""
+        if not isinstance(spec, DeploymentSpec):
+            spec = DeploymentSpec.load(spec)
+        spec_hash = spec.content_hash()
+        folder = self._policy_folder(spec.name, spec_hash)
+        if not (folder / "manifest.json").exists():
+            if spec.policy.path is not None:
+                source = load_policy(spec.policy.path)  # verifies the folder before it is copied
+                if source.schema != spec.schema_:
+                    raise ConflictError(f"policy.path: the saved policy's schema differs from the deployment's "
+                                        f"schema ({spec.policy.path})")
+                tmp = folder.with_name(folder.name + ".tmp")
+                shutil.rmtree(tmp, ignore_errors=True)
+                shutil.copytree(spec.policy.path, tmp)
+                tmp.replace(folder)
+            else:
+                policy_cls = kinds()[str(spec.policy.kind)]
+                try:
+                    policy = policy_cls(spec.schema_, **spec.policy.params)  # type: ignore[call-arg]
+                except TypeError as e:
+                    raise ValidationError("policy.params", f"not accepted by '{spec.policy.kind}': {e}") from e
+                save_policy(policy, folder)
+        stored = spec.model_dump(mode="json", by_alias=True)
+        stored["policy_folder"] = str(folder)
+        revision, created = self.store.add(spec.name, spec_hash, stored)
+        with self._lock:
+            if created:
+                self._runtimes.pop(spec.name, None)  # next decision loads the new revision
+        return ApplyResult(spec.name, revision.revision, created, revision.policy_version)
+
+    def deployments(self) -> list[Revision]:
+        return [self.store.latest(name) for name in self.store.names()]
+
+    def _runtime(self, name: str) -> _Runtime:
+        runtime = self._runtimes.get(name)
+        if runtime is not None:
+            return runtime
+        with self._lock:
+            runtime = self._runtimes.get(name)
+            if runtime is None:
+                if not isinstance(name, str):
+                    raise ValidationError("deployment", "expected a string")
+                revision = self.store.latest(name)
+                spec = DeploymentSpec.from_dict({k: v for k, v in revision.spec.items() if k != "policy_folder"})
+                policy = load_policy(revision.spec["policy_folder"])
+                runtime = _Runtime(revision, spec, policy)
+                self._runtimes[name] = runtime
+        return runtime
+
+    def spec(self, name: str) -> DeploymentSpec:
+        return self._runtime(name).spec
+
+    # ---- decisions --------------------------------------------------------------------------------------------
+
+    def decide(self, deployment: str, context: Any, unit_id: Any, actions: Any = None) -> Decision:
+        """Choose an action for one context, log the decision durably, and return it.
+
+        Args:
+            deployment: the deployment's name.
+            context: the raw context features (validated against the deployment's schema).
+            unit_id: the subject of the decision (a user, a building, a patient), at most 256 characters.
+            actions: per-request candidates ``[{"id": ..., "features": {...}}]`` for candidate action spaces.
+        """
+        return self.decide_batch(deployment, [context], [unit_id], None if actions is None else [actions])[0]
+
+    def decide_batch(self, deployment: str, contexts: Sequence[Any], unit_ids: Sequence[Any],
+                     actions: Sequence[Any] | None = None) -> list[Decision]:
+        """Decide for several contexts at once; all are validated before any is logged."""
+        runtime = self._runtime(deployment)
+        schema = runtime.spec.schema_
+        if not isinstance(contexts, Sequence) or isinstance(contexts, str | bytes) or not contexts:
+            raise ValidationError("contexts", "expected a non-empty list of contexts")
+        if not isinstance(unit_ids, Sequence) or len(unit_ids) != len(contexts):
+            raise ValidationError("unit_ids", f"expected {len(contexts)} unit ids, one per context")
+        units = [_check_id(u, "unit_id" if len(contexts) == 1 else f"unit_ids[{i}]") for i, u in enumerate(unit_ids)]
+        if len(contexts) == 1:
+            valid = [schema.validate_context(contexts[0])]
+        else:
+            valid = [schema.validate_context(c, path=f"contexts[{i}]") for i, c in enumerate(contexts)]
+        candidates = None
+        if actions is not None:
+            candidates = [schema.validate_candidates(a, path="actions" if len(contexts) == 1 else f"actions[{i}]")
+                          for i, a in enumerate(actions)]
+        elif schema.actions.type == "candidates":
+            raise ValidationError("actions", "this deployment needs a candidate list with every request")
+        started = time.perf_counter_ns()
+        batch = PolicyInput(x=schema.encode(valid), contexts=valid,
+                            candidates=None if candidates is None else [schema.encode_candidates(c)
+                                                                        for c in candidates])
+        with runtime.lock:
+            result = runtime.policy.act(batch, runtime.rng)
+        latency_us = (time.perf_counter_ns() - started) // 1000 // len(valid)
+        ts = _now_us()
+        version = runtime.revision.policy_version
+        records, decisions = [], []
+        for i, context in enumerate(valid):
+            names = schema.action_names(None if candidates is None else candidates[i])
+            probs = result.row_probabilities(i)
+            if schema.is_continuous:
+                action: str | list[float] = [float(v) for v in result.action[i]]
+                index = -1
+            else:
+                index = int(result.action[i])
+                action = names[index]
+            prob_list = None if probs is None else [float(p) for p in probs]
+            decision_id = new_id()
+            records.append(DecisionRecord(
+                decision_id=decision_id, ts=ts, deployment=deployment, policy_version=version, mode=Mode.SERVED,
+                unit_id=units[i], context=context, actions=names, action=action, action_index=index,
+                propensity=float(result.propensity[i]), probabilities=prob_list,
+                candidate_features=None if candidates is None else [c["features"] for c in candidates[i]],
+                latency_us=int(latency_us)))
+            decisions.append(Decision(decision_id, deployment, version, action, index, float(result.propensity[i]),
+                                      None if prob_list is None else dict(zip(names, prob_list, strict=True)),
+                                      int(latency_us)))
+        self.log.append(records)
+        index_map = self._decision_index()
+        keep_context = bool(runtime.spec.reward.context)
+        for record in records:
+            index_map[record.decision_id] = (deployment, ts)
+            if keep_context:
+                self._contexts[record.decision_id] = record.context
+        while len(self._contexts) > CONTEXT_CACHE:
+            self._contexts.popitem(last=False)
+        return decisions
+
+    # ---- outcomes ---------------------------------------------------------------------------------------------
+
+    def _decision_index(self) -> dict[str, tuple[str, int]]:
+        if self._index is None:
+            with self._lock:
+                if self._index is None:
+                    self._index = self.log.decision_index()
+        return self._index
+
+    def _outcome_keys(self) -> set[str]:
+        if self._keys is None:
+            with self._lock:
+                if self._keys is None:
+                    self._keys = self.log.seen_outcome_keys()
+        return self._keys
+
+    def report(self, decision_id: Any, fields: Any, idempotency_key: Any = None,
+               ts: int | None = None) -> ReportResult:
+        """Store an outcome of a decision; the reward is computed later, at join time, by the reward spec.
+
+        Args:
+            decision_id: the id ``decide`` returned.
+            fields: what happened, e.g. ``{"clicked": True, "revenue": 12.5}``.
+            idempotency_key: outcomes with the same key count once; default: a hash of the id and the fields.
+            ts: when it happened, microseconds since the epoch (default: now).
+
+        Returns:
+            Whether it was accepted, a duplicate (not stored again), or dead-lettered (stored, with the reason).
+        """
+        outcome = {"decision_id": decision_id, "fields": fields, "idempotency_key": idempotency_key}
+        return self.report_batch([outcome], ts=ts)[0]
+
+    def report_batch(self, outcomes: Sequence[Any], ts: int | None = None) -> list[ReportResult]:
+        """Store several outcomes with one durable write; all are validated before any is stored.
+
+        Each outcome is a mapping with ``decision_id``, ``fields`` and an optional ``idempotency_key``.
+        """
+        if not isinstance(outcomes, Sequence) or isinstance(outcomes, str | bytes) or not outcomes:
+            raise ValidationError("outcomes", "expected a non-empty list of outcomes")
+        when = _now_us() if ts is None else ts
+        parsed: list[tuple[str, dict[str, Any], str]] = []
+        for i, item in enumerate(outcomes):
+            prefix = "outcome" if len(outcomes) == 1 else f"outcomes[{i}]"
+            if not isinstance(item, Mapping):
+                raise ValidationError(prefix, f"expected an object, got {type(item).__name__}")
+            unknown = set(item) - {"decision_id", "fields", "idempotency_key"}
+            if unknown:
+                raise ValidationError(f"{prefix}.{sorted(unknown)[0]}", "unknown field")
+            decision_id = _check_id(item.get("decision_id"), f"{prefix}.decision_id")
+            clean = _check_fields(item.get("fields"), f"{prefix}.fields")
+            raw_key = item.get("idempotency_key")
+            key = (default_idempotency_key(decision_id, clean) if raw_key is None
+                   else _check_id(raw_key, f"{prefix}.idempotency_key"))
+            parsed.append((decision_id, clean, key))
+        results: dict[int, ReportResult] = {}
+        with self._lock:
+            keys = self._outcome_keys()
+            fresh: list[OutcomeRecord] = []
+            batch_keys: set[str] = set()
+            for i, (decision_id, clean, key) in enumerate(parsed):
+                if key in keys or key in batch_keys:
+                    results[i] = ReportResult(decision_id, key, OutcomeStatus.DUPLICATE,
+                                              "idempotency key already stored")
+                    continue
+                batch_keys.add(key)
+                fresh.append(OutcomeRecord(decision_id=decision_id, ts=when, fields=clean, idempotency_key=key))
+            if fresh:
+                self.log.append(fresh)
+                keys.update(batch_keys)
+        index = self._decision_index()
+        for i, (decision_id, clean, key) in enumerate(parsed):
+            if i not in results:
+                results[i] = self._classify(index, decision_id, clean, key, when)
+        return [results[i] for i in range(len(parsed))]
+
+    def _classify(self, index: dict[str, tuple[str, int]], decision_id: str, fields: dict[str, Any], key: str,
+                  when: int) -> ReportResult:
+        """Tell the client now what the join will do with a stored outcome."""
+        found = index.get(decision_id)
+        if found is None:
+            return ReportResult(decision_id, key, OutcomeStatus.DEAD_LETTER, "unknown decision")
+        deployment, decided_at = found
+        runtime = self._runtime(deployment)
+        if when - decided_at > runtime.window_us:
+            late = (when - decided_at) / 1e6
+            return ReportResult(decision_id, key, OutcomeStatus.DEAD_LETTER,
+                                f"expired: arrived {late:.0f} s after the decision, the window is "
+                                f"{runtime.window_us / 1e6:.0f} s")
+        try:
+            reward = runtime.spec.reward.compute_one(fields, self._context_of(decision_id, runtime))
+        except ValidationError as e:
+            return ReportResult(decision_id, key, OutcomeStatus.DEAD_LETTER, str(e))
+        return ReportResult(decision_id, key, OutcomeStatus.ACCEPTED, None, reward)
+
+    def _context_of(self, decision_id: str, runtime: _Runtime) -> dict[str, Any]:
+        """The decision's context, for reward specs that read context fields (recent ones are cached)."""
+        if not runtime.spec.reward.context:
+            return {}
+        cached = self._contexts.get(decision_id)
+        if cached is not None:
+            return cached
+        table = self.log.read_decisions()
+        row = table.filter(pc.equal(table["decision_id"], decision_id)).slice(0, 1).to_pylist()
+        return json.loads(row[0]["context"]) if row else {}
+
+    # ---- joins and learning -----------------------------------------------------------------------------------
+
+    def interactions(self, deployment: str, *, as_of_us: int | None = None,
+                     include_pending: bool = False) -> JoinResult:
+        """Join the deployment's decisions with their outcomes under its reward spec and window."""
+        runtime = self._runtime(deployment)
+        return join(self.log.read_decisions(), self.log.read_outcomes(), runtime.spec.reward,
+                    deployment=deployment, window_seconds=runtime.spec.window_seconds,
+                    as_of_us=_now_us() if as_of_us is None else as_of_us, include_pending=include_pending)
+
+    def dead_letters(self, *, as_of_us: int | None = None) -> pa.Table:
+        """Every dead-lettered outcome: each deployment's (under its own reward spec) and unknown decisions'."""
+        decisions, outcomes = self.log.read_decisions(), self.log.read_outcomes()
+        now = _now_us() if as_of_us is None else as_of_us
+        tables = [orphan_outcomes(decisions, outcomes)]
+        for name in self.store.names():
+            spec = self._runtime(name).spec
+            tables.append(join(decisions, outcomes, spec.reward, deployment=name,
+                               window_seconds=spec.window_seconds, as_of_us=now).dead_letters)
+        return pa.concat_tables(tables).sort_by([("ts", "ascending")])
+
+    def learn(self, deployment: str, *, include_pending: bool = False) -> int:
+        """Update an online-learning policy from joined interactions it has not seen yet; returns how many."""
+        runtime = self._runtime(deployment)
+        update = getattr(runtime.policy, "update", None)
+        if update is None or not runtime.spec.learning.online:
+            return 0
+        table = self.interactions(deployment, include_pending=include_pending).interactions
+        ids = table["decision_id"].to_pylist()
+        fresh = [i for i, d in enumerate(ids) if d not in runtime.learned]
+        if not fresh:
+            return 0
+        rows = table.take(pa.array(fresh))
+        schema = runtime.spec.schema_
+        contexts = [json.loads(c) for c in rows["context"].to_pylist()]
+        cands = None
+        if schema.actions.type == "candidates":
+            cands = [np.asarray(schema.encode_candidates([{"features": f} for f in json.loads(c)]))
+                     for c in rows["candidate_features"].to_pylist()]
+        batch = PolicyInput(x=schema.encode(contexts), contexts=contexts, candidates=cands)
+        learning = LearningBatch(batch, np.asarray(rows["action_index"].to_numpy(), dtype=np.int64),
+                                 np.asarray(rows["reward"].to_numpy(), dtype=np.float64),
+                                 np.asarray(rows["propensity"].to_numpy(), dtype=np.float64))
+        with runtime.lock:
+            update(learning)
+        runtime.learned.update(ids[i] for i in fresh)
+        return len(fresh)
+
+    def save_learned(self, deployment: str) -> Path:
+        """Snapshot a deployment's in-memory policy (after online learning) next to its revision."""
+        runtime = self._runtime(deployment)
+        folder = self.home.deployments / deployment / "learned" / f"r{runtime.revision.revision}"
+        with runtime.lock:
+            return save_policy(runtime.policy, folder)
+
+    def reward_spec(self, deployment: str) -> RewardSpec:
+        return self._runtime(deployment).spec.reward
+
+    def close(self) -> None:
+        self.log.close()
+        self.store.close()
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+

@@ -1,0 +1,227 @@
+"""The reward join: decisions + outcomes + a reward spec -> interactions, and a dead-letter table.
+
+Rules (DESIGN.md, "Data contracts"):
+
+- Outcomes with the same idempotency key are one outcome: the first stored wins, later ones count as duplicates.
+- An outcome for a decision that does not exist, for a shadow decision, or arriving after the attribution window
+  (``outcome.ts - decision.ts > window``), or whose fields the reward spec cannot use (a missing field with no
+  default, a non-numeric value, a reward out of bounds under ``mode: reject``) goes to the dead-letter table with
+  the reason. Nothing is dropped silently.
+- Several usable outcomes of one decision combine by the spec's aggregation (sum, first, last, max).
+- A decision whose window has closed (``decision.ts + window <= as_of``) without a usable outcome gets the spec's
+  ``missing`` reward, or is left out when the spec says ``exclude``.
+- A decision whose window is still open is *pending*: left out unless ``include_pending`` is set, in which case
+  it is included only if it has at least one usable outcome (its reward may still change).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from rlops.events.records import TIMESTAMP, Mode
+from rlops.rewards import RewardSpec, aggregate
+
+DEAD_LETTER_SCHEMA = pa.schema([
+    ("decision_id", pa.string()),
+    ("ts", TIMESTAMP),
+    ("idempotency_key", pa.string()),
+    ("fields", pa.string()),
+    ("deployment", pa.string()),
+    ("reason", pa.string()),
+])
+
+_INTERACTION_EXTRA = [
+    ("reward", pa.float64()),
+    ("reward_spec", pa.string()),
+    ("reward_source", pa.string()),
+    ("n_outcomes", pa.int64()),
+    ("window_closed", pa.bool_()),
+]
+
+
+@dataclass(frozen=True)
+class JoinStats:
+    """Counts behind a join; every number can be recomputed from the event log."""
+
+    decisions: int
+    outcomes: int
+    duplicates: int
+    dead_letters: int
+    joined: int
+    defaulted: int
+    excluded: int
+    pending: int
+
+
+@dataclass(frozen=True)
+class JoinResult:
+    """Interactions (one row per decision with a reward) and dead-lettered outcomes."""
+
+    interactions: pa.Table
+    dead_letters: pa.Table
+    stats: JoinStats
+
+
+def _ts_us(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    return np.asarray(pc.cast(column, pa.int64()).to_numpy(zero_copy_only=False), dtype=np.int64)
+
+
+def join(
+    decisions: pa.Table,
+    outcomes: pa.Table,
+    spec: RewardSpec,
+    *,
+    deployment: str | None,
+    window_seconds: float | None = None,
+    as_of_us: int,
+    include_pending: bool = False,
+) -> JoinResult:
+    """Join decisions with outcomes under ``spec``.
+
+    Args:
+        decisions: the log's decisions (``DECISION_SCHEMA``).
+        outcomes: the log's outcomes in arrival order (``OUTCOME_SCHEMA``).
+        spec: the reward spec.
+        deployment: only this deployment's decisions; ``None`` for all (then unknown-decision dead letters are
+            included too, since they belong to no deployment).
+        window_seconds: the attribution window (default: the spec's).
+        as_of_us: "now" for deciding which windows have closed, microseconds since the epoch.
+        include_pending: also return decisions whose window is open but which have an outcome.
+    """
+    window_us = int((spec.window_seconds if window_seconds is None else window_seconds) * 1e6)
+    all_ids = decisions["decision_id"].to_pylist()
+    position = {d: i for i, d in enumerate(all_ids)}
+    dep_col = decisions["deployment"].to_pylist()
+    mode_col = decisions["mode"].to_pylist()
+    dec_ts = _ts_us(decisions["ts"])
+    keep = np.array([(deployment is None or dep == deployment) and mode == Mode.SERVED
+                     for dep, mode in zip(dep_col, mode_col, strict=True)], dtype=bool)
+    kept_rows = np.flatnonzero(keep)
+    group_of = np.full(len(all_ids), -1, dtype=np.int64)
+    group_of[kept_rows] = np.arange(len(kept_rows))
+
+    # ---- classify every outcome ----
+    out_ids = outcomes["decision_id"].to_pylist()
+    out_keys = outcomes["idempotency_key"].to_pylist()
+    out_fields = outcomes["fields"].to_pylist()
+    out_ts = _ts_us(outcomes["ts"])
+    seen: set[str] = set()
+    duplicates = 0
+    dead: list[tuple[int, str | None, str]] = []  # (outcome row, deployment, reason)
+    usable: list[int] = []
+    for j, (decision_id, key) in enumerate(zip(out_ids, out_keys, strict=True)):
+        if key in seen:
+            duplicates += 1
+            continue
+        seen.add(key)
+        row = position.get(decision_id)
+        if row is None:
+            if deployment is None:
+                dead.append((j, None, "unknown decision"))
+            continue
+        if deployment is not None and dep_col[row] != deployment:
+            continue
+        if mode_col[row] != Mode.SERVED:
+            dead.append((j, dep_col[row], "outcome for a shadow decision"))
+            continue
+        delay = int(out_ts[j] - dec_ts[row])
+        if delay > window_us:
+            dead.append((j, dep_col[row], f"expired: arrived {delay / 1e6:.3f} s after the decision, "
+                                          f"the window is {window_us / 1e6:.3f} s"))
+            continue
+        usable.append(j)
+
+    # ---- rewards of usable outcomes ----
+    contexts_json = decisions["context"].to_pylist()
+    fields = [json.loads(out_fields[j]) for j in usable]
+    ctx = [json.loads(contexts_json[position[out_ids[j]]]) for j in usable] if spec.context else [{}] * len(usable)
+    batch = spec.compute(fields, ctx)
+    good = np.array([r is None for r in batch.reason], dtype=bool)
+    for j, reason in zip(usable, batch.reason, strict=True):
+        if reason is not None:
+            dead.append((j, dep_col[position[out_ids[j]]], reason))
+    usable_arr = np.asarray(usable, dtype=np.int64)[good]
+    groups = np.array([group_of[position[out_ids[j]]] for j in usable_arr], dtype=np.int64)
+    n_groups = len(kept_rows)
+    agg = aggregate(batch.reward[good], groups, out_ts[usable_arr], n_groups, spec.aggregation)
+    n_outcomes = np.bincount(groups, minlength=n_groups).astype(np.int64)
+
+    # ---- per decision: joined, defaulted, excluded or pending ----
+    closed = dec_ts[kept_rows] + window_us <= as_of_us
+    has = n_outcomes > 0
+    reward = agg.copy()
+    source = np.where(has, "outcome", "default").astype(object)
+    include = (has & closed) | (has & ~closed & include_pending)
+    missing_closed = ~has & closed
+    if spec.excludes_missing:
+        excluded = int(missing_closed.sum())
+    else:
+        reward[missing_closed] = spec.missing_reward
+        include |= missing_closed
+        excluded = 0
+    pending = int((~closed & ~(include & has)).sum())
+    rows = kept_rows[include]
+    table = decisions.take(pa.array(rows, type=pa.int64()))
+    for name, values in (
+        ("reward", pa.array(reward[include], type=pa.float64())),
+        ("reward_spec", pa.array([spec.ref] * len(rows), type=pa.string())),
+        ("reward_source", pa.array(source[include].tolist(), type=pa.string())),
+        ("n_outcomes", pa.array(n_outcomes[include], type=pa.int64())),
+        ("window_closed", pa.array(closed[include], type=pa.bool_())),
+    ):
+        table = table.append_column(name, values)
+
+    dead.sort(key=lambda item: item[0])
+    dead_table = pa.Table.from_pydict({
+        "decision_id": [out_ids[j] for j, _, _ in dead],
+        "ts": pa.array([int(out_ts[j]) for j, _, _ in dead], type=pa.int64()).cast(TIMESTAMP),
+        "idempotency_key": [out_keys[j] for j, _, _ in dead],
+        "fields": [out_fields[j] for j, _, _ in dead],
+        "deployment": [dep for _, dep, _ in dead],
+        "reason": [reason for _, _, reason in dead],
+    }, schema=DEAD_LETTER_SCHEMA)
+    stats = JoinStats(
+        decisions=n_groups, outcomes=len(out_ids), duplicates=duplicates, dead_letters=len(dead),
+        joined=int((include & has).sum()), defaulted=int((include & ~has).sum()), excluded=excluded,
+        pending=pending,
+    )
+    return JoinResult(table, dead_table, stats)
+
+
+def orphan_outcomes(decisions: pa.Table, outcomes: pa.Table) -> pa.Table:
+    """Dead letters for outcomes whose decision id is in no decision at all (first of each idempotency key)."""
+    known = set(decisions["decision_id"].to_pylist())
+    seen: set[str] = set()
+    rows: dict[str, list[Any]] = {name: [] for name in DEAD_LETTER_SCHEMA.names}
+    ts = _ts_us(outcomes["ts"])
+    for j, (decision_id, key, fields) in enumerate(zip(outcomes["decision_id"].to_pylist(),
+                                                       outcomes["idempotency_key"].to_pylist(),
+                                                       outcomes["fields"].to_pylist(), strict=True)):
+        if key in seen:
+            continue
+        seen.add(key)
+        if decision_id not in known:
+            for name, value in (("decision_id", decision_id), ("ts", int(ts[j])), ("idempotency_key", key),
+                                ("fields", fields), ("deployment", None), ("reason", "unknown decision")):
+                rows[name].append(value)
+    rows["ts"] = pa.array(rows["ts"], type=pa.int64()).cast(TIMESTAMP)  # type: ignore[assignment]
+    return pa.Table.from_pydict(rows, schema=DEAD_LETTER_SCHEMA)
+
+
+def interaction_schema(decision_schema: pa.Schema) -> pa.Schema:
+    """The columns of an interactions table: the decision's, then reward, spec, source, count, closed."""
+    return pa.schema(list(decision_schema) + [pa.field(n, t) for n, t in _INTERACTION_EXTRA])
+
+
+def flatten_context(table: pa.Table) -> pa.Table:
+    """Replace the JSON ``context`` column with a struct column that pandas, polars and DuckDB read directly."""
+    if table.num_rows == 0:
+        return table  # Parquet cannot store a struct with no fields; an empty table keeps the JSON column
+    contexts: list[dict[str, Any]] = [json.loads(c) for c in table["context"].to_pylist()]
+    return table.set_column(table.schema.get_field_index("context"), "context", pa.array(contexts))

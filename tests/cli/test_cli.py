@@ -1,0 +1,127 @@
+"""The rlops command: every command's help, the fast demo, apply/preview/stats/export, and clear errors."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import polars as pl
+import pytest
+import yaml
+
+from rlops.cli.main import main
+from rlops.scenarios import SyntheticBandit
+
+COMMANDS = [[], ["init"], ["demo"], ["deploy"], ["deploy", "apply"], ["deploy", "list"], ["reward"],
+            ["reward", "preview"], ["events"], ["events", "stats"], ["events", "export"], ["events", "compact"]]
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "rlops")
+def test_every_command_has_help(command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([*command, "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "Usage:" in out and ("--home" in out or "Commands" in out or "--events" in out)
+
+
+def test_fast_demo_end_to_end_as_a_real_process(tmp_path: Path) -> None:
+    home = tmp_path / "demo-home"
+    exe = Path(sys.executable).parent / "rlops"
+    proc = subprocess.run([str(exe), "demo", "--fast", "--home", str(home)], capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "COLUMNS": "200"})
+    assert proc.returncode == 0, proc.stderr
+    assert "LinUCB" in proc.stdout and "optimum" in proc.stdout
+    # the home folder is left holding the deployment 'demo', with its events
+    assert main(["events", "stats", "--home", str(home)]) == 0
+    from rlops.engine import Engine
+
+    with Engine(home) as engine:
+        assert engine.store.names() == ["demo", "demo-logging"]
+        joined = engine.interactions("demo", include_pending=True)
+        assert joined.stats.decisions == 2000 and joined.stats.joined == 2000
+        # the demo re-sends one outcome every 1,000 decisions: recognised, never stored twice
+        assert "sent 4, recognised 4" in proc.stdout
+        assert engine.log.read_outcomes().num_rows == 4000 + 3  # + 3 outcomes for unknown decisions
+        assert engine.dead_letters()["reason"].to_pylist() == ["unknown decision"] * 3
+        # LinUCB beats the uniform logging policy on observed clicks
+        logged = engine.interactions("demo-logging", include_pending=True).interactions["reward"].to_numpy()
+        assert joined.interactions["reward"].to_numpy().mean() > logged.mean() + 0.1
+    # a second run into the same folder refuses rather than mixing numbers
+    again = subprocess.run([str(exe), "demo", "--fast", "--home", str(home)], capture_output=True, text=True,
+                           timeout=120)
+    assert again.returncode == 1 and "already holds an event log" in again.stderr
+    assert "Traceback" not in again.stderr
+
+
+def _deployment_files(tmp_path: Path) -> Path:
+    (tmp_path / "schema.yaml").write_text(yaml.safe_dump(SyntheticBandit().schema.to_dict()))
+    (tmp_path / "reward.yaml").write_text(yaml.safe_dump(
+        {"name": "click", "version": 1, "expression": "1 if clicked else 0", "fields": {"clicked": {}},
+         "window": "1h", "missing": 0.0}))
+    (tmp_path / "d.yaml").write_text("name: shop\nschema: schema.yaml\nreward: reward.yaml\n"
+                                     "policy: {kind: uniform}\n")
+    return tmp_path / "d.yaml"
+
+
+def test_apply_preview_stats_export(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import numpy as np
+
+    from rlops.engine import Engine
+
+    home = tmp_path / "home"
+    file = _deployment_files(tmp_path)
+    assert main(["deploy", "apply", str(file), "--home", str(home)]) == 0
+    assert "created revision 1" in capsys.readouterr().out
+    assert main(["deploy", "apply", str(file), "--home", str(home)]) == 0
+    assert "unchanged at revision 1" in capsys.readouterr().out
+    world = SyntheticBandit()
+    with Engine(home) as engine:
+        decisions = engine.decide_batch("shop", world.sample_contexts(40, np.random.default_rng(0)),
+                                        [f"u{i}" for i in range(40)])
+        engine.report_batch([{"decision_id": d.decision_id, "fields": {"clicked": i % 4 == 0}}
+                             for i, d in enumerate(decisions)])
+    (tmp_path / "revenue.yaml").write_text(yaml.safe_dump(
+        {"name": "value", "version": 1, "expression": "10 if clicked else -1", "fields": {"clicked": {}},
+         "window": "1h", "missing": 0.0}))
+    assert main(["reward", "preview", str(tmp_path / "revenue.yaml"), "--events", str(home)]) == 0
+    out = capsys.readouterr().out
+    assert "40" in out and "1.75" in out  # 10 clicks * 10 + 30 * -1 = 70 over 40 decisions
+    assert main(["events", "stats", "--home", str(home)]) == 0
+    assert "shop" in capsys.readouterr().out
+    assert main(["events", "export", "--format", "parquet", "--out", str(tmp_path / "x"), "--home", str(home)]) == 0
+    interactions = tmp_path / "x" / "interactions-shop.parquet"
+    frame = pd.read_parquet(interactions)
+    assert len(frame) == 40 and frame["reward"].sum() == 10
+    assert frame["context"].iloc[0]["device"] in ("mobile", "desktop", "tablet")  # context is a struct
+    assert pl.read_parquet(interactions).height == 40
+    import duckdb
+
+    rows = duckdb.sql(f"select sum(reward), count(*) from '{interactions}'").fetchall()
+    assert rows == [(10.0, 40)]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["deploy", "apply", "missing.yaml"], "cannot read deployment file"),
+        (["reward", "preview", "missing.yaml", "--events", "."], "missing.yaml"),
+        (["events", "export", "--format", "csv", "--out", "x"], "--format: 'csv' is not supported"),
+        (["events", "export", "--out", "x", "--deployment", "nope"], "deployment 'nope' does not exist"),
+    ],
+)
+def test_errors_are_one_clear_line(args: list[str], message: str, tmp_path: Path,
+                                   capsys: pytest.CaptureFixture[str]) -> None:
+    os.chdir(tmp_path)
+    assert main([*args, "--home", str(tmp_path / "home")] if args[0] != "reward" else args) == 1
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert err.strip().count("\n") <= 1
+
+
+def test_bad_deployment_file_names_the_field(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    file = _deployment_files(tmp_path)
+    file.write_text(file.read_text().replace("kind: uniform", "kind: unicorn"))
+    assert main(["deploy", "apply", str(file), "--home", str(tmp_path / "home")]) == 1
+    assert "policy.kind: unknown kind 'unicorn'" in capsys.readouterr().err

@@ -1,0 +1,217 @@
+"""The in-process engine: deployments, decide, report, learn; bad input never stores anything."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import yaml
+
+from rlops.engine import DeploymentSpec, Engine, OutcomeStatus
+from rlops.errors import ConfigError, NotFoundError, ValidationError
+from rlops.policies import LinUCB, PolicyInput, save_policy
+from rlops.scenarios import SyntheticBandit
+
+WORLD = SyntheticBandit(seed=0)
+REWARD = {"name": "click", "version": 1, "expression": "1 if clicked else 0", "fields": {"clicked": {}},
+          "window": "1h", "missing": 0.0}
+USER = {"age": 30, "device": "mobile", "returning": True, "activity": 0.5, "taste": [0.1, 0.2, 0.3, 0.4]}
+
+
+def spec(name: str = "news", **overrides: Any) -> DeploymentSpec:
+    data: dict[str, Any] = {"name": name, "schema": WORLD.schema.to_dict(), "reward": REWARD,
+                            "policy": {"kind": "linucb", "params": {"alpha": 0.5, "epsilon": 0.1}},
+                            "learning": {"online": True}}
+    data.update(overrides)
+    return DeploymentSpec.from_dict(data)
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Engine:
+    e = Engine(tmp_path / "home")
+    e.apply(spec())
+    yield e  # type: ignore[misc]
+    e.close()
+
+
+def counts(engine: Engine) -> tuple[int, int]:
+    return engine.log.read_decisions().num_rows, engine.log.read_outcomes().num_rows
+
+
+def test_apply_is_idempotent_and_changes_make_revisions(engine: Engine) -> None:
+    again = engine.apply(spec())
+    assert (again.revision, again.created) == (1, False)
+    changed = engine.apply(spec(policy={"kind": "linucb", "params": {"alpha": 2.0}}))
+    assert (changed.revision, changed.created, changed.policy_version) == (2, True, "news@r2")
+    assert [r.revision for r in engine.store.history("news")] == [1, 2]
+    assert engine.decide("news", USER, "u1").policy_version == "news@r2"  # the live revision serves
+
+
+def test_apply_from_yaml_file_with_relative_paths(tmp_path: Path) -> None:
+    (tmp_path / "schema.yaml").write_text(yaml.safe_dump(WORLD.schema.to_dict()))
+    (tmp_path / "reward.yaml").write_text(yaml.safe_dump(REWARD))
+    (tmp_path / "d.yaml").write_text("name: files\nschema: schema.yaml\nreward: reward.yaml\n"
+                                     "policy: {kind: uniform}\nseed: 3\n")
+    with Engine(tmp_path / "home") as e:
+        assert e.apply(tmp_path / "d.yaml").created
+        assert not e.apply(tmp_path / "d.yaml").created
+        assert e.spec("files").seed == 3
+
+
+@pytest.mark.parametrize(
+    ("patch", "fragment"),
+    [
+        ({"name": "Bad Name"}, "name"),
+        ({"policy": {"kind": "nope"}}, "unknown kind 'nope'"),
+        ({"policy": {"kind": "linucb", "path": "/x"}}, "exactly one of policy.kind or policy.path"),
+        ({"reward": {**REWARD, "expression": "__import__('os')"}}, "reward"),
+        ({"surprise": 1}, "surprise"),
+    ],
+)
+def test_bad_deployment_specs_name_the_field(patch: dict[str, Any], fragment: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        spec(**patch)
+    assert fragment in str(info.value)
+
+
+def test_bad_policy_params_store_nothing(engine: Engine) -> None:
+    with pytest.raises(ValidationError, match="policy.params"):
+        engine.apply(spec(name="other", policy={"kind": "linucb", "params": {"alpah": 1}}))
+    assert engine.store.names() == ["news"]
+
+
+def test_decide_logs_exactly_what_it_returns(engine: Engine) -> None:
+    d = engine.decide("news", USER, "user-1")
+    assert d.action in WORLD.schema.actions.names  # type: ignore[union-attr]
+    assert d.probabilities is not None and d.propensity == pytest.approx(d.probabilities[str(d.action)])
+    row = engine.log.read_decisions().to_pylist()[0]
+    assert row["decision_id"] == d.decision_id and row["action"] == d.action
+    assert row["propensity"] == d.propensity and row["unit_id"] == "user-1" and row["mode"] == "served"
+    assert row["policy_version"] == "news@r1"
+    assert row["probabilities"] == list(d.probabilities.values())
+
+
+def test_report_statuses(engine: Engine) -> None:
+    d = engine.decide("news", USER, "user-1")
+    assert engine.report(d.decision_id, {"clicked": True}).status is OutcomeStatus.ACCEPTED
+    assert engine.report(d.decision_id, {"clicked": True}).status is OutcomeStatus.DUPLICATE
+    assert engine.report(d.decision_id, {"clicked": False}, idempotency_key="k2").reward == 0.0
+    unknown = engine.report("no-such-decision", {"clicked": True})
+    assert (unknown.status, unknown.reason) == (OutcomeStatus.DEAD_LETTER, "unknown decision")
+    late = engine.report(d.decision_id, {"clicked": True}, idempotency_key="late", ts=10**18)
+    assert late.status is OutcomeStatus.DEAD_LETTER and late.reason is not None and "expired" in late.reason
+    missing = engine.report(d.decision_id, {"other": 1})
+    assert missing.status is OutcomeStatus.DEAD_LETTER and "clicked" in str(missing.reason)
+    assert counts(engine) == (1, 5)  # the duplicate was not stored; dead letters are, with their reasons
+    assert len(engine.dead_letters()) == 3
+
+
+@pytest.mark.parametrize(
+    ("context", "unit", "field"),
+    [
+        ({**USER, "age": float("nan")}, "u", "context.age"),
+        ({**USER, "age": "old"}, "u", "context.age"),
+        ({**USER, "shoe_size": 44}, "u", "context.shoe_size"),
+        ({k: v for k, v in USER.items() if k != "device"}, "u", "context.device"),
+        ({**USER, "device": "x" * 100_000}, "u", "context.device"),
+        (USER, "u" * 300, "unit_id"),
+        (USER, 17, "unit_id"),
+        ("not a dict", "u", "context"),
+    ],
+)
+def test_bad_decide_input_stores_nothing(engine: Engine, context: Any, unit: Any, field: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        engine.decide("news", context, unit)
+    assert info.value.field == field
+    assert counts(engine) == (0, 0)
+
+
+def test_bad_batch_stores_none_of_it(engine: Engine) -> None:
+    with pytest.raises(ValidationError, match=r"contexts\[2\]\.age"):
+        engine.decide_batch("news", [USER, USER, {**USER, "age": 5}], ["a", "b", "c"])
+    assert counts(engine) == (0, 0)
+
+
+@pytest.mark.parametrize(
+    ("outcome", "field"),
+    [
+        ({"decision_id": "d", "fields": {"clicked": float("inf")}}, "outcome.fields.clicked"),
+        ({"decision_id": "d", "fields": {"clicked": [1]}}, "outcome.fields.clicked"),
+        ({"decision_id": "d", "fields": {"note": "x" * 5000}}, "outcome.fields.note"),
+        ({"decision_id": "d", "fields": "clicked"}, "outcome.fields"),
+        ({"decision_id": "", "fields": {}}, "outcome.decision_id"),
+        ({"decision_id": 5, "fields": {}}, "outcome.decision_id"),
+        ({"decision_id": "d", "fields": {}, "idempotency_key": 3}, "outcome.idempotency_key"),
+        ({"decision_id": "d", "fields": {}, "extra": 1}, "outcome.extra"),
+        ({"decision_id": "d", "fields": {str(i): i for i in range(101)}}, "outcome.fields"),
+    ],
+)
+def test_bad_outcomes_store_nothing(engine: Engine, outcome: dict[str, Any], field: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        engine.report_batch([outcome])
+    assert info.value.field == field
+    assert counts(engine) == (0, 0)
+
+
+def test_unknown_deployment(engine: Engine) -> None:
+    with pytest.raises(NotFoundError, match="deployment 'nope' does not exist"):
+        engine.decide("nope", USER, "u")
+
+
+def test_candidate_deployment(tmp_path: Path) -> None:
+    schema = {"features": [{"name": "u", "type": "float"}],
+              "actions": {"type": "candidates", "features": [{"name": "price", "type": "float", "min": 0}]}}
+    with Engine(tmp_path / "home") as e:
+        e.apply(spec(name="shop", schema=schema, policy={"kind": "linear_thompson"}))
+        cands = [{"id": "a", "features": {"price": 1.0}}, {"id": "b", "features": {"price": 2.0}}]
+        d = e.decide("shop", {"u": 0.5}, "u1", actions=cands)
+        assert d.action in ("a", "b") and set(d.probabilities or {}) == {"a", "b"}
+        row = e.log.read_decisions().to_pylist()[0]
+        assert row["actions"] == ["a", "b"]
+        with pytest.raises(ValidationError, match="needs a candidate list"):
+            e.decide("shop", {"u": 0.5}, "u1")
+
+
+def test_state_survives_reopening(tmp_path: Path) -> None:
+    with Engine(tmp_path / "home") as e:
+        e.apply(spec())
+        d = e.decide("news", USER, "u1")
+        e.report(d.decision_id, {"clicked": True}, idempotency_key="k")
+    with Engine(tmp_path / "home") as e:
+        assert e.report(d.decision_id, {"clicked": True}, idempotency_key="k").status is OutcomeStatus.DUPLICATE
+        assert e.report(d.decision_id, {"clicked": False}, idempotency_key="k2").status is OutcomeStatus.ACCEPTED
+        assert e.interactions("news", include_pending=True).interactions["reward"].to_pylist() == [1.0]
+
+
+def test_online_learning_moves_the_policy_toward_rewarded_actions(tmp_path: Path) -> None:
+    with Engine(tmp_path / "home") as e:
+        e.apply(spec(policy={"kind": "linucb", "params": {"alpha": 0.0, "epsilon": 0.5}}))
+        before = e.decide("news", USER, "u")
+        assert before.probabilities is not None and before.probabilities["travel"] == pytest.approx(0.1)
+        for _ in range(10):
+            decisions = e.decide_batch("news", [USER] * 50, [f"u{i}" for i in range(50)])
+            e.report_batch([{"decision_id": d.decision_id, "fields": {"clicked": d.action == "travel"}}
+                            for d in decisions])
+            assert e.learn("news", include_pending=True) == 50
+            assert e.learn("news", include_pending=True) == 0  # nothing is learned twice
+        after = e.decide_batch("news", [USER] * 20, ["u"] * 20)
+        # greedy on the only rewarded action: 1 - 0.5 + 0.5/5 on "travel", 0.5/5 on each other action
+        assert all(d.probabilities is not None and d.probabilities["travel"] == pytest.approx(0.6) for d in after)
+        assert all(d.propensity == pytest.approx(0.6 if d.action == "travel" else 0.1) for d in after)
+
+
+def test_saved_policy_deployment_serves_that_policy(tmp_path: Path) -> None:
+    policy = LinUCB(WORLD.schema, alpha=0.0)
+    from rlops.policies import LearningBatch
+
+    batch = PolicyInput.from_contexts(WORLD.schema, [USER] * 20)
+    policy.update(LearningBatch(batch, np.full(20, 3), np.ones(20), np.ones(20)))
+    folder = save_policy(policy, tmp_path / "trained")
+    with Engine(tmp_path / "home") as e:
+        e.apply(spec(policy={"path": str(folder)}))
+        assert e.decide("news", USER, "u").action == WORLD.schema.actions.names[3]  # type: ignore[union-attr]
+        with pytest.raises(Exception, match="schema differs"):
+            other = {"features": [{"name": "u", "type": "float"}], "actions": {"type": "discrete", "names": ["a"]}}
+            e.apply(spec(name="mismatch", schema=other, policy={"path": str(folder)}))
