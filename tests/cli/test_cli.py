@@ -120,6 +120,15 @@ def test_errors_are_one_clear_line(args: list[str], message: str, tmp_path: Path
     assert err.strip().count("\n") <= 1
 
 
+@pytest.mark.parametrize("args", [["deploy", "apply"], ["deploy", "apply", "x.yaml", "--bogus"], ["nonsense"],
+                                  ["demo", "--decisions", "5"]])
+def test_usage_errors_exit_2_without_traceback(args: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(args) == 2
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err + captured.out
+    assert "Usage:" in captured.err + captured.out
+
+
 def test_bad_deployment_file_names_the_field(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     file = _deployment_files(tmp_path)
     file.write_text(file.read_text().replace("kind: uniform", "kind: unicorn"))

@@ -77,7 +77,7 @@ def test_bad_deployment_specs_name_the_field(patch: dict[str, Any], fragment: st
 
 
 def test_bad_policy_params_store_nothing(engine: Engine) -> None:
-    with pytest.raises(ValidationError, match="policy.params"):
+    with pytest.raises(ValidationError, match=r"policy\.params"):
         engine.apply(spec(name="other", policy={"kind": "linucb", "params": {"alpah": 1}}))
     assert engine.store.names() == ["news"]
 

@@ -42,7 +42,7 @@ def _copy_with_manifest(tmp_path: Path, **changes: object) -> Path:
 
 
 def test_newer_format_is_refused_with_advice(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="format_version 99 is newer than this rlops supports .*upgrade rlops"):
+    with pytest.raises(ConfigError, match=r"format_version 99 is newer than this rlops supports .*upgrade rlops"):
         load_policy(_copy_with_manifest(tmp_path, format_version=99))
 
 

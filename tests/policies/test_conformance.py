@@ -35,7 +35,7 @@ def case(request: pytest.FixtureRequest) -> tuple[str, object, object]:
 
 
 def test_propensities_and_probabilities_are_truthful(case: tuple[str, object, object]) -> None:
-    name, policy, make_batch = case
+    _name, policy, make_batch = case
     batch = make_batch(np.random.default_rng(1), 64)  # type: ignore[operator]
     result = policy.act(batch, np.random.default_rng(2))  # type: ignore[attr-defined]
     assert result.propensity.shape == (64,)
@@ -59,7 +59,7 @@ def test_propensities_and_probabilities_are_truthful(case: tuple[str, object, ob
 
 def test_sampled_frequencies_match_stated_probabilities(case: tuple[str, object, object]) -> None:
     """The propensity is what the policy really used: over many draws on one context, frequencies match it."""
-    name, policy, make_batch = case
+    _name, policy, make_batch = case
     if policy.schema.is_continuous:  # type: ignore[attr-defined]
         pytest.skip("continuous actions: densities are checked against independent computations elsewhere")
     one = make_batch(np.random.default_rng(5), 1)  # type: ignore[operator]
@@ -75,7 +75,7 @@ def test_sampled_frequencies_match_stated_probabilities(case: tuple[str, object,
 
 
 def test_same_seed_same_decisions(case: tuple[str, object, object]) -> None:
-    name, policy, make_batch = case
+    _name, policy, make_batch = case
     batch = make_batch(np.random.default_rng(1), 32)  # type: ignore[operator]
     first = policy.act(batch, np.random.default_rng(7))  # type: ignore[attr-defined]
     second = policy.act(batch, np.random.default_rng(7))  # type: ignore[attr-defined]
@@ -83,7 +83,7 @@ def test_same_seed_same_decisions(case: tuple[str, object, object]) -> None:
 
 
 def test_save_load_round_trip(case: tuple[str, object, object], tmp_path: Path) -> None:
-    name, policy, make_batch = case
+    _name, policy, make_batch = case
     folder = save_policy(policy, tmp_path / "p")  # type: ignore[arg-type]
     loaded = load_policy(folder)
     assert loaded.kind == policy.kind  # type: ignore[attr-defined]
@@ -97,7 +97,7 @@ def test_save_load_round_trip(case: tuple[str, object, object], tmp_path: Path) 
 
 
 def test_bad_context_is_rejected(case: tuple[str, object, object]) -> None:
-    name, policy, _ = case
+    _name, policy, _ = case
     schema = policy.schema  # type: ignore[attr-defined]
     first = schema.features[0]
     bad_value = "not-a-valid-value" if first.type != "categorical" else 12345
@@ -107,7 +107,7 @@ def test_bad_context_is_rejected(case: tuple[str, object, object]) -> None:
 
 
 def test_tampered_folder_is_refused(case: tuple[str, object, object], tmp_path: Path) -> None:
-    name, policy, _ = case
+    _name, policy, _ = case
     folder = save_policy(policy, tmp_path / "p")  # type: ignore[arg-type]
     data_files = [p for p in folder.iterdir() if p.name != "manifest.json"]
     if not data_files:

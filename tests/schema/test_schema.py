@@ -77,7 +77,7 @@ def test_missing_required_and_non_object(schema: Schema) -> None:
     del bad["weekend"]
     with pytest.raises(ValidationError, match=r"^context\.weekend: is required$"):
         schema.validate_context(bad)
-    with pytest.raises(ValidationError, match="^context: expected an object of features, got list$"):
+    with pytest.raises(ValidationError, match=r"^context: expected an object of features, got list$"):
         schema.validate_context([1, 2])
 
 

@@ -65,7 +65,7 @@ def demo(
     outcome goes through the durable event log, rewards are joined under a reward spec, and the table compares
     each policy's click rate with the best achievable. The home folder keeps the deployment 'demo' afterwards.
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
     from rlops import demo as demo_module
 
@@ -73,7 +73,7 @@ def demo(
     root = _home(home)
     with Progress(TextColumn("{task.description:<14}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=False) as progress:
-        tasks: dict[str, int] = {}
+        tasks: dict[str, TaskID] = {}
 
         def update(phase: str, done: int, total: int) -> None:
             if phase not in tasks:
@@ -181,8 +181,8 @@ def events_export(
 ) -> None:
     """Write decisions, outcomes, joined interactions (per deployment) and dead letters as Parquet files."""
     from rlops.engine import Engine
-    from rlops.errors import ValidationError
     from rlops.engine.reports import export_parquet
+    from rlops.errors import ValidationError
 
     if fmt != "parquet":
         raise ValidationError("--format", f"{fmt!r} is not supported (supported: parquet)")
@@ -208,28 +208,17 @@ def events_compact(home: HomeOption = None) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: run the app, turning rlops errors into one line on stderr and exit code 1."""
+    """Entry point: usage errors exit 2 with typer's message; rlops errors print one line and exit 1."""
     try:
-        app(args=argv, standalone_mode=False)
+        app(args=argv, prog_name="rlops")  # standalone: typer reports usage errors itself and raises SystemExit
+    except SystemExit as e:
+        return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
     except RlopsError as e:
         errors.print(f"[bold red]error:[/] {e}", highlight=False)
         return 1
     except KeyboardInterrupt:
         errors.print("interrupted; everything acknowledged so far is stored")
         return 130
-    except typer.Exit as e:
-        return int(e.exit_code or 0)
-    except SystemExit as e:
-        return int(e.code or 0) if isinstance(e.code, int) else 1
-    except Exception as e:  # click usage errors
-        import click
-
-        if isinstance(e, click.exceptions.ClickException):
-            e.show()
-            return e.exit_code
-        if isinstance(e, click.exceptions.Abort):
-            return 1
-        raise
     return 0
 
 

@@ -5,6 +5,7 @@ Ids made in one process are strictly increasing; ids from different processes so
 
 from __future__ import annotations
 
+import base64
 import os
 import threading
 import time
@@ -15,12 +16,16 @@ _last_ms = 0
 _last_rand = 0
 
 
+_STANDARD = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+_TO_CROCKFORD = bytes.maketrans(_STANDARD, _ALPHABET.encode())
+
+
 def _encode(value: int, length: int) -> str:
-    chars = []
-    for _ in range(length):
-        chars.append(_ALPHABET[value & 31])
-        value >>= 5
-    return "".join(reversed(chars))
+    """``value`` as ``length`` Crockford base32 digits, most significant first."""
+    # base64's base32 works on whole 5-byte groups: pad the value to 40-bit multiples, then keep the tail.
+    n_bytes = (length * 5 + 39) // 40 * 5
+    digits = base64.b32encode(value.to_bytes(n_bytes, "big")).translate(_TO_CROCKFORD)
+    return digits[-length:].decode()
 
 
 def new_id() -> str:

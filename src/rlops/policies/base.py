@@ -147,7 +147,7 @@ class BasePolicy:
         """Write the learned state into ``folder``; the default writes :meth:`state` as ``state.npz``."""
         arrays = self.state()
         if arrays:
-            np.savez(folder / "state.npz", **arrays)
+            np.savez(folder / "state.npz", **arrays)  # type: ignore[arg-type]
 
     @classmethod
     def from_saved(cls, schema: Schema, config: dict[str, Any], folder: Path) -> BasePolicy:

@@ -69,13 +69,19 @@ class RidgeModel:
 
     @staticmethod
     def disjoint_phi(x: np.ndarray) -> np.ndarray:
-        return np.hstack([x, np.ones((x.shape[0], 1))])
+        phi = np.empty((x.shape[0], x.shape[1] + 1))
+        phi[:, :-1] = x
+        phi[:, -1] = 1.0
+        return phi
 
     def disjoint_moments(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Mean ``(n, K)`` and variance ``(n, K)`` of every action's predicted reward."""
         phi = self.disjoint_phi(x)
         mean = phi @ self.theta.T
-        var = np.einsum("nd,kde,ne->nk", phi, self.A_inv, phi)
+        if phi.shape[0] == 1:  # one decision: (K, d, d) @ (d,) is several times faster than the einsum
+            var = ((self.A_inv @ phi[0]) @ phi[0])[None, :]
+        else:
+            var = np.einsum("nd,kde,ne->nk", phi, self.A_inv, phi)
         return mean, np.maximum(var, 0.0)
 
     def shared_moments(self, x: np.ndarray, candidates: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -73,7 +73,13 @@ class FloatFeature(_Feature):
         return self
 
     def validate_value(self, value: Any, path: str) -> float:
-        if not _is_number(value):
+        kind = type(value)
+        if kind is float or kind is int:  # the hot path: no bools (type(True) is bool), no subclasses
+            result = float(value)
+            if math.isfinite(result) and (self.min is None or result >= self.min) and (
+                    self.max is None or result <= self.max):
+                return result
+        elif not _is_number(value):
             raise ValidationError(path, f"expected a number, got {type(value).__name__}")
         result = _check_finite(path, float(value))
         _check_bounds(path, result, self.min, self.max)

@@ -25,10 +25,9 @@ def _validate_mapping(
 ) -> dict[str, Any]:
     if not isinstance(raw, Mapping):
         raise ValidationError(path, f"expected an object of features, got {type(raw).__name__}")
-    for key in raw:
-        if key not in by_name:
-            shown = str(key)[:64]
-            raise ValidationError(f"{path}.{shown}", f"unknown field (known: {sorted(by_name)[:20]})")
+    if not raw.keys() <= by_name.keys():
+        key = next(k for k in raw if k not in by_name)
+        raise ValidationError(f"{path}.{str(key)[:64]}", f"unknown field (known: {sorted(by_name)[:20]})")
     result: dict[str, Any] = {}
     for feature in features:
         value = raw.get(feature.name)
