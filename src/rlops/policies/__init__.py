@@ -12,8 +12,10 @@ from rlops.policies.exploration import EpsilonGreedy, Softmax
 from rlops.policies.io import content_hash, kinds, load_policy, read_manifest, save_policy
 from rlops.policies.linear import LinearThompson, LinUCB
 from rlops.policies.rule import RulePolicy
+from rlops.policies.sb3 import SB3Policy
 from rlops.policies.scorers import LinearScorer, RidgeScorer, Scorer
 from rlops.policies.uniform import UniformRandom
+from rlops.policies.vw import VWConfig, VWPolicy
 
 __all__ = [
     "ActResult",
@@ -28,9 +30,12 @@ __all__ = [
     "PolicyInput",
     "RidgeScorer",
     "RulePolicy",
+    "SB3Policy",
     "Scorer",
     "Softmax",
     "UniformRandom",
+    "VWConfig",
+    "VWPolicy",
     "content_hash",
     "kinds",
     "load_policy",

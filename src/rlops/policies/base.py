@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import accumulate
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
@@ -176,6 +177,13 @@ class BasePolicy:
 
 def sample_rows(probabilities: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Draw one index per row of a ``(n, K)`` probability matrix with a single uniform draw per row."""
+    if probabilities.shape[0] == 1:
+        # One row (a single decision, the common case when serving): the same draw and the same sequential
+        # cumulative sums as the batch path below, in plain Python, which is several times faster for small K.
+        cumulative = list(accumulate(probabilities[0].tolist()))
+        u = rng.random(1)[0] * cumulative[-1]
+        chosen = sum(c <= u for c in cumulative)
+        return np.array([min(chosen, len(cumulative) - 1)], dtype=np.int64)
     cumulative = np.cumsum(probabilities, axis=1)
     u = rng.random(probabilities.shape[0]) * cumulative[:, -1]
     chosen = (cumulative <= u[:, None]).sum(axis=1)
