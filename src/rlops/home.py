@@ -10,6 +10,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from rlops.errors import StorageError
+
 DEFAULT_HOME = ".rlops"
 ENV_VAR = "RLOPS_HOME"
 
@@ -47,7 +49,16 @@ class Home:
         return self.root / "deployments"
 
     def ensure(self) -> Home:
-        """Create the folder layout if it is missing; return self."""
+        """Create the folder layout if it is missing; return self.
+
+        Raises:
+            StorageError: the folder cannot be created (a file is in the way, no permission, disk full).
+        """
+        if self.root.exists() and not self.root.is_dir():
+            raise StorageError(f"home folder {self.root} is a file, not a folder; pass --home with another path")
         for folder in (self.root, self.events, self.deployments):
-            folder.mkdir(parents=True, exist_ok=True)
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise StorageError(f"home folder {self.root}: cannot create {folder}: {e.strerror or e}") from e
         return self

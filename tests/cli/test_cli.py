@@ -134,3 +134,12 @@ def test_bad_deployment_file_names_the_field(tmp_path: Path, capsys: pytest.Capt
     file.write_text(file.read_text().replace("kind: uniform", "kind: unicorn"))
     assert main(["deploy", "apply", str(file), "--home", str(tmp_path / "home")]) == 1
     assert "policy.kind: unknown kind 'unicorn'" in capsys.readouterr().err
+
+
+def test_home_that_is_a_file_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    blocker = tmp_path / "home"
+    blocker.write_text("not a folder")
+    assert main(["init", "--home", str(blocker)]) == 1
+    err = capsys.readouterr().err
+    assert "is a file, not a folder" in err and "Traceback" not in err and err.count("\n") == 1
+    assert blocker.read_text() == "not a folder"  # nothing already there is changed

@@ -25,7 +25,7 @@ app.add_typer(reward_app, name="reward")
 app.add_typer(events_app, name="events")
 
 console = Console()
-errors = Console(stderr=True)
+errors = Console(stderr=True, soft_wrap=True)  # an error is one line, however long
 
 HomeOption = Annotated[
     Path | None,
