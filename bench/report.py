@@ -43,17 +43,14 @@ def machine_line(facts: dict[str, str]) -> str:
 def write_section(section: str, generated: str) -> None:
     """Replace (or add) the section headed ``section`` in docs/benchmarks.md, leaving other sections alone.
 
-    Hand-written notes after :data:`NOTES_MARK` (or the older events mark) inside the section are kept.
+    Hand-written notes after :data:`NOTES_MARK` inside the section are kept.
     """
     text = DOC.read_text() if DOC.exists() else "# Benchmarks\n\nResults of the scripts in `bench/`.\n"
     pattern = re.compile(rf"^{re.escape(section)}\n.*?(?=^## |\Z)", re.S | re.M)
     old = pattern.search(text)
     notes = ""
-    if old is not None:
-        for mark in (NOTES_MARK, "<!-- notes below are kept when bench/events.py rewrites this section -->"):
-            if mark in old.group(0):
-                notes = old.group(0).split(mark, 1)[1].strip("\n")
-                break
+    if old is not None and NOTES_MARK in old.group(0):
+        notes = old.group(0).split(NOTES_MARK, 1)[1].strip("\n")
     body = f"{generated}\n{NOTES_MARK}\n" + (f"\n{notes}\n" if notes else "")
     if old is not None:
         text = text[: old.start()] + body + ("\n" if text[old.end():] else "") + text[old.end():]

@@ -30,7 +30,7 @@ import pyarrow.compute as pc
 
 from rlops.engine.deployment import DeploymentSpec
 from rlops.engine.store import DeploymentStore, Revision
-from rlops.errors import ConflictError, NotFoundError, ValidationError
+from rlops.errors import ConflictError, ValidationError
 from rlops.events import EventLog
 from rlops.events.ids import new_id
 from rlops.events.join import JoinResult, join, orphan_outcomes

@@ -180,10 +180,9 @@ def sample_rows(probabilities: np.ndarray, rng: np.random.Generator) -> np.ndarr
     if probabilities.shape[0] == 1:
         # One row (a single decision, the common case when serving): the same draw and the same sequential
         # cumulative sums as the batch path below, in plain Python, which is several times faster for small K.
-        cumulative = list(accumulate(probabilities[0].tolist()))
-        u = rng.random(1)[0] * cumulative[-1]
-        chosen = sum(c <= u for c in cumulative)
-        return np.array([min(chosen, len(cumulative) - 1)], dtype=np.int64)
+        running = list(accumulate(probabilities[0].tolist()))
+        draw = rng.random(1)[0] * running[-1]
+        return np.array([min(sum(c <= draw for c in running), len(running) - 1)], dtype=np.int64)
     cumulative = np.cumsum(probabilities, axis=1)
     u = rng.random(probabilities.shape[0]) * cumulative[:, -1]
     chosen = (cumulative <= u[:, None]).sum(axis=1)

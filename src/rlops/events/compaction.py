@@ -1,0 +1,176 @@
+"""Compaction: sealed segments become Parquet parts, atomically, while writers keep appending elsewhere.
+
+For each segment the compactor can lock (``flock(LOCK_EX | LOCK_NB)``: its writer sealed it or died):
+
+1. read it up to the last good frame;
+2. write the decisions part to a temporary file, fsync it, rename it into place, fsync the folder;
+3. the same for the outcomes part; its rename is the commit point (see :mod:`rlops.events.layout`);
+4. keep any unreadable tail bytes in ``quarantine/`` (they held nothing acknowledged, but bytes are not thrown
+   away silently);
+5. delete the segment and fsync the segments folder.
+
+A crash anywhere leaves either the segment as the current copy (with, at worst, a stray part that readers ignore
+and the next compaction overwrites) or the committed parts plus a stale segment that readers skip and the next
+compaction deletes. Writers are never blocked: they only ever write to segments they hold locked.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import fcntl
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from rlops.events.frames import decode_rows, scan_segment
+from rlops.events.layout import NEW_SUFFIX, PART_SUFFIX, TAIL_SUFFIX, Layout, fsync_dir
+from rlops.events.tables import decision_table, outcome_table, split_rows
+
+#: A ``.seg.new`` file older than this (seconds) was left by a writer that died while creating it. Younger ones may
+#: belong to a writer between ``open`` and ``flock`` (microseconds), so they are left alone.
+ORPHAN_AGE_S = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class CompactionResult:
+    """What one :meth:`EventLog.compact` call did.
+
+    Attributes:
+        segments: segments converted to Parquet and deleted.
+        decisions: decision records moved to Parquet.
+        outcomes: outcome records moved to Parquet.
+        bytes: segment bytes deleted (including segments whose parts an interrupted compaction had already
+            committed).
+        parquet_bytes: bytes of the Parquet parts written.
+        recovered: stale segments deleted because an interrupted compaction had already committed their parts.
+        skipped: segments left alone because a live writer (or another compactor) holds them.
+        quarantined_bytes: unreadable tail bytes (torn writes) moved to ``quarantine/``.
+    """
+
+    segments: int = 0
+    decisions: int = 0
+    outcomes: int = 0
+    bytes: int = 0
+    parquet_bytes: int = 0
+    recovered: int = 0
+    skipped: int = 0
+    quarantined_bytes: int = 0
+
+
+def _write_durably(path: Path, data: pa.Table | bytes) -> int:
+    """Write ``data`` to ``path`` via a hidden temporary file, fsync, rename, fsync the folder; return the size."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as f:
+        if isinstance(data, bytes):
+            f.write(data)
+        else:
+            pq.write_table(data, f)
+        f.flush()
+        os.fsync(f.fileno())
+        size = f.tell()
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+    return size
+
+
+@dataclass
+class _Counts:
+    # Mutable twin of CompactionResult, filled segment by segment.
+
+    segments: int = 0
+    decisions: int = 0
+    outcomes: int = 0
+    bytes: int = 0
+    parquet_bytes: int = 0
+    recovered: int = 0
+    skipped: int = 0
+    quarantined_bytes: int = 0
+
+
+def _compact_locked(layout: Layout, stem: str, fd: int, counts: _Counts) -> None:
+    """Compact one segment whose lock we hold."""
+    path = layout.segment(stem)
+    size = os.fstat(fd).st_size
+    if layout.decision_part(stem).exists() and layout.outcome_part(stem).exists():
+        # An earlier compaction committed the parts and died before deleting the segment.
+        os.unlink(path)
+        fsync_dir(layout.segments)
+        counts.recovered += 1
+        counts.bytes += size
+        return
+    with open(fd, "rb", closefd=False) as f:
+        data = f.read()
+    scan = scan_segment(data)
+    decisions, outcomes = split_rows(decode_rows(scan.payloads))
+    counts.parquet_bytes += _write_durably(layout.decision_part(stem), decision_table(decisions))
+    counts.parquet_bytes += _write_durably(layout.outcome_part(stem), outcome_table(outcomes))
+    if scan.tail_bytes:
+        layout.quarantine.mkdir(exist_ok=True)
+        _write_durably(layout.quarantine / f"{stem}{TAIL_SUFFIX}", data[scan.good_end : scan.data_end])
+        counts.quarantined_bytes += scan.tail_bytes
+    os.unlink(path)
+    fsync_dir(layout.segments)
+    counts.segments += 1
+    counts.decisions += len(decisions)
+    counts.outcomes += len(outcomes)
+    counts.bytes += len(data)
+
+
+def _remove_leftovers(layout: Layout) -> None:
+    """Delete temporary files of dead compactions and segments whose creation was interrupted."""
+    live = set(layout.segment_stems())
+    for folder in (layout.decisions, layout.outcomes):
+        for name in os.listdir(folder):
+            # ".<stem>.parquet.tmp": only the holder of <stem>'s lock writes it, and a segment is deleted only
+            # after its parts are renamed into place, so a temporary file of a deleted segment is garbage.
+            suffix = f"{PART_SUFFIX}.tmp"
+            if name.startswith(".") and name.endswith(suffix) and name[1 : -len(suffix)] not in live:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(folder / name)
+    now = time.time()
+    for stem in layout.new_segment_stems():
+        path = layout.segments / f"{stem}{NEW_SUFFIX}"
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            continue
+        try:
+            if now - os.fstat(fd).st_mtime < ORPHAN_AGE_S:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue
+            # Only a header was ever written to it: records go to a segment after its rename to .seg.
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+        finally:
+            os.close(fd)
+
+
+def compact(layout: Layout) -> CompactionResult:
+    """Move every sealed segment of ``layout`` into Parquet parts (raises OSError; see the module docstring)."""
+    counts = _Counts()
+    for stem in layout.segment_stems():
+        try:
+            fd = os.open(layout.segment(stem), os.O_RDONLY)
+        except FileNotFoundError:
+            continue  # another compactor finished it since we listed it
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                counts.skipped += 1
+                continue
+            if os.fstat(fd).st_nlink == 0:
+                continue  # deleted by another compactor between our open and our lock
+            _compact_locked(layout, stem, fd, counts)
+        finally:
+            os.close(fd)
+    _remove_leftovers(layout)
+    return CompactionResult(**dataclasses.asdict(counts))

@@ -1,0 +1,131 @@
+"""Where the event log keeps its files, and the rule that says which copy of a segment's records is current.
+
+Layout of an event-log folder ``ROOT``::
+
+    ROOT/
+      segments/<stem>.seg                 append-only frame files; <stem> = <time-ordered id>-<pid>-<n>
+      segments/<stem>.seg.new             a segment being created (renamed to .seg once locked)
+      parquet/decisions/<stem>.parquet    compacted decisions of segment <stem>
+      parquet/outcomes/<stem>.parquet     compacted outcomes of segment <stem> (written last: the commit mark)
+      quarantine/<stem>.tail              unreadable bytes found after the last good frame of a compacted segment
+
+A segment is *committed* (compacted) when both of its Parquet parts exist. Readers then read the parts and skip the
+segment; otherwise they read the segment and ignore any stray part. Compaction writes the decisions part, then the
+outcomes part, and only then deletes the segment, so a crash at any point leaves exactly one current copy.
+Stems start with a time-ordered id, so sorting stems sorts files by creation time.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+SEGMENT_SUFFIX = ".seg"
+NEW_SUFFIX = ".seg.new"
+PART_SUFFIX = ".parquet"
+TAIL_SUFFIX = ".tail"
+
+
+def fsync_dir(path: Path) -> None:
+    """Make renames, creations and deletions inside ``path`` durable (a power cut can otherwise undo them)."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _stems(folder: Path, suffix: str) -> list[str]:
+    try:
+        names = os.listdir(folder)
+    except FileNotFoundError:
+        return []
+    # Names starting with "." are temporary files of a compaction in progress.
+    return sorted(n[: -len(suffix)] for n in names if n.endswith(suffix) and not n.startswith("."))
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Paths of one event-log folder.
+
+    Attributes:
+        root: the event-log folder.
+    """
+
+    root: Path
+
+    @property
+    def segments(self) -> Path:
+        return self.root / "segments"
+
+    @property
+    def decisions(self) -> Path:
+        return self.root / "parquet" / "decisions"
+
+    @property
+    def outcomes(self) -> Path:
+        return self.root / "parquet" / "outcomes"
+
+    @property
+    def quarantine(self) -> Path:
+        return self.root / "quarantine"
+
+    def ensure(self) -> None:
+        """Create the folders (raises OSError)."""
+        for folder in (self.segments, self.decisions, self.outcomes):
+            folder.mkdir(parents=True, exist_ok=True)
+
+    def segment(self, stem: str) -> Path:
+        return self.segments / f"{stem}{SEGMENT_SUFFIX}"
+
+    def decision_part(self, stem: str) -> Path:
+        return self.decisions / f"{stem}{PART_SUFFIX}"
+
+    def outcome_part(self, stem: str) -> Path:
+        return self.outcomes / f"{stem}{PART_SUFFIX}"
+
+    def segment_stems(self) -> list[str]:
+        """Stems of all segment files (sealed and active), oldest first."""
+        return _stems(self.segments, SEGMENT_SUFFIX)
+
+    def new_segment_stems(self) -> list[str]:
+        """Stems of segments still being created, or left half-created by a crash."""
+        return _stems(self.segments, NEW_SUFFIX)
+
+    def decision_part_stems(self) -> set[str]:
+        return set(_stems(self.decisions, PART_SUFFIX))
+
+    def outcome_part_stems(self) -> set[str]:
+        return set(_stems(self.outcomes, PART_SUFFIX))
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The files to read at one moment, and which copy of each segment's records is current.
+
+    List segments before parts: a compaction that finishes in between then shows up as a committed segment (read
+    from its parts), never as a segment that vanished before its parts were seen.
+
+    Attributes:
+        segments: stems of segment files, oldest first.
+        decision_parts: stems with a decisions part.
+        outcome_parts: stems with an outcomes part.
+    """
+
+    segments: list[str]
+    decision_parts: set[str]
+    outcome_parts: set[str]
+
+    @classmethod
+    def take(cls, layout: Layout) -> Snapshot:
+        segments = layout.segment_stems()
+        return cls(segments, layout.decision_part_stems(), layout.outcome_part_stems())
+
+    def committed(self, stem: str) -> bool:
+        """Whether ``stem`` was compacted (both parts exist), so its segment file, if still there, is stale."""
+        return stem in self.outcome_parts and stem in self.decision_parts
+
+    def stems(self) -> list[str]:
+        """Every stem with a current copy, oldest first."""
+        return sorted(set(self.segments) | self.decision_parts | self.outcome_parts)
