@@ -16,8 +16,10 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
+# The demo gets a folder of its own, made anew each run, so its numbers are its own.
 demo: $(STAMP)
-	$(BIN)/rlops demo
+	rm -rf .rlops-demo
+	$(BIN)/rlops demo --home .rlops-demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
@@ -33,4 +35,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/events.py
 
 clean:
-	rm -rf $(VENV) .rlops .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .rlops .rlops-demo .pytest_cache .mypy_cache .ruff_cache .hypothesis
