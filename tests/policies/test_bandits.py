@@ -118,3 +118,21 @@ def test_rule_policy_errors() -> None:
 def test_linucb_rejects_bad_hyperparameters(bad: dict[str, float]) -> None:
     with pytest.raises(ConfigError):
         LinUCB(SyntheticBandit(seed=0).schema, **bad)
+
+
+@pytest.mark.parametrize("epsilon", [0.0, 0.1, 0.5])
+def test_linucb_single_row_path_equals_batch_path(epsilon: float) -> None:
+    """Serving one decision at a time must choose, and log, exactly what the batch path would."""
+    world = SyntheticBandit(seed=0)
+    rng = np.random.default_rng(0)
+    batch = PolicyInput.from_contexts(world.schema, world.sample_contexts(300, rng))
+    policy = LinUCB(world.schema, alpha=0.5, epsilon=epsilon)
+    policy.update(LearningBatch(batch, rng.integers(0, 5, 300), rng.random(300), np.full(300, 0.2)))
+    for i in range(300):
+        row = PolicyInput(x=batch.x[i:i + 1], contexts=batch.contexts[i:i + 1])
+        single = policy.act(row, np.random.default_rng(i))
+        doubled = PolicyInput(x=np.repeat(batch.x[i:i + 1], 2, axis=0), contexts=batch.contexts[i:i + 1] * 2)
+        pair = policy.act(doubled, np.random.default_rng(i))  # the batch path; its first row uses the same draw
+        assert single.action[0] == pair.action[0]
+        assert single.propensity[0] == pair.propensity[0]
+        np.testing.assert_array_equal(single.probabilities[0], pair.probabilities[0])  # type: ignore[index]

@@ -257,26 +257,25 @@ class Engine:
         ts = _now_us()
         version = runtime.revision.policy_version
         records, decisions = [], []
+        chosen = result.action.tolist()  # one conversion per batch, not one numpy scalar per field
+        propensities = result.propensity.tolist()
+        fixed_names = schema.action_names() if candidates is None else None
         for i, context in enumerate(valid):
-            names = schema.action_names(None if candidates is None else candidates[i])
+            names = fixed_names if candidates is None else schema.action_names(candidates[i])
             probs = result.row_probabilities(i)
-            if schema.is_continuous:
-                action: str | list[float] = [float(v) for v in result.action[i]]
-                index = -1
-            else:
-                index = int(result.action[i])
-                action = names[index]
-            prob_list = None if probs is None else [float(p) for p in probs]
+            index = -1 if schema.is_continuous else chosen[i]
+            action: str | list[float] = chosen[i] if index == -1 else names[index]  # type: ignore[index]
+            prob_list = None if probs is None else probs.tolist()
             decision_id = new_id()
             records.append(DecisionRecord(
                 decision_id=decision_id, ts=ts, deployment=deployment, policy_version=version, mode=Mode.SERVED,
-                unit_id=units[i], context=context, actions=names, action=action, action_index=index,
-                propensity=float(result.propensity[i]), probabilities=prob_list,
+                unit_id=units[i], context=context, actions=names or [], action=action, action_index=index,
+                propensity=propensities[i], probabilities=prob_list,
                 candidate_features=None if candidates is None else [c["features"] for c in candidates[i]],
-                latency_us=int(latency_us)))
-            decisions.append(Decision(decision_id, deployment, version, action, index, float(result.propensity[i]),
-                                      None if prob_list is None else dict(zip(names, prob_list, strict=True)),
-                                      int(latency_us)))
+                latency_us=latency_us))
+            decisions.append(Decision(decision_id, deployment, version, action, index, propensities[i],
+                                      None if prob_list is None else dict(zip(names or [], prob_list, strict=True)),
+                                      latency_us))
         self.log.append(records)
         index_map = self._decision_index()
         keep_context = bool(runtime.spec.reward.context)

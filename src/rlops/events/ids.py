@@ -39,7 +39,7 @@ def new_id() -> str:
         else:
             rand = int.from_bytes(os.urandom(10), "big") >> 1  # leave headroom for increments
         _last_ms, _last_rand = ms, rand
-    return _encode(ms, 10) + _encode(rand, 16)
+    return _encode((ms << 80) | rand, 26)  # one base32 pass: 10 digits of time, 16 of randomness
 
 
 def id_time_ms(identifier: str) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from itertools import accumulate
 from typing import Any
 
 import numpy as np
@@ -76,6 +77,8 @@ class LinUCB(_LinearBandit):
         check_rows(batch, self.schema.n_actions)
         if batch.candidates is None:
             mean, var = self.model.disjoint_moments(batch.x)
+            if batch.n == 1:
+                return self._act_one(mean[0] + self.alpha * np.sqrt(var[0]), rng)
             probs = self._greedy_probs(mean + self.alpha * np.sqrt(var))
             if self.epsilon == 0.0:  # deterministic: skip the draw so the hot path stays short
                 action = np.argmax(probs, axis=1)
@@ -86,6 +89,21 @@ class LinUCB(_LinearBandit):
             _, mean_i, var_i = self.model.shared_moments(batch.x[i], batch.candidates[i])
             rows.append(self._greedy_probs(mean_i + self.alpha * np.sqrt(var_i)))
         return discrete_result(rows, rng)
+
+    def _act_one(self, ucb: np.ndarray, rng: np.random.Generator) -> ActResult:
+        """One decision without batch machinery; draws exactly what the batch path draws for one row."""
+        k = ucb.shape[0]
+        best = int(ucb.argmax())
+        probs = [self.epsilon / k] * k
+        probs[best] += 1.0 - self.epsilon
+        if self.epsilon == 0.0:
+            action = best
+        else:
+            running = list(accumulate(probs))
+            draw = rng.random(1)[0] * running[-1]
+            action = min(sum(c <= draw for c in running), k - 1)
+        return ActResult(action=np.array([action], dtype=np.int64), propensity=np.array([probs[action]]),
+                         probabilities=np.array([probs]))
 
     def config(self) -> dict[str, Any]:
         return {"alpha": self.alpha, "l2": self.model.l2, "epsilon": self.epsilon}
