@@ -23,10 +23,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-import pydantic
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from rlops.configfile import parse_model, read_document
 from rlops.errors import ConfigError
 from rlops.policies import content_hash, kinds
 from rlops.rewards import RewardSpec
@@ -92,12 +91,7 @@ class DeploymentSpec(BaseModel):
     def load(cls, path: str | Path) -> DeploymentSpec:
         """Read a deployment file, resolving ``schema``/``reward``/``policy.path`` relative to it."""
         path = Path(path)
-        try:
-            raw = yaml.safe_load(path.read_text())
-        except OSError as e:
-            raise ConfigError(f"cannot read deployment file {path}: {e.strerror}") from e
-        except yaml.YAMLError as e:
-            raise ConfigError(f"{path}: not valid YAML: {e}") from e
+        raw = read_document(path, "deployment")
         if not isinstance(raw, dict):
             raise ConfigError(f"{path}: expected a mapping with name, schema, reward, policy")
         base = path.parent
@@ -113,11 +107,4 @@ class DeploymentSpec(BaseModel):
 
     @classmethod
     def from_dict(cls, data: Any, source: str = "deployment") -> DeploymentSpec:
-        try:
-            return cls.model_validate(data)
-        except pydantic.ValidationError as e:
-            first = e.errors()[0]
-            where = ".".join(str(p) for p in first["loc"]) or "deployment"
-            raise ConfigError(f"{source}: {where}: {first['msg']}") from e
-        except ConfigError as e:
-            raise ConfigError(f"{source}: {e}") from e
+        return parse_model(cls, data, source, "deployment")

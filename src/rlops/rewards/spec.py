@@ -17,7 +17,6 @@ Example file (``purchase.yaml``)::
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -28,8 +27,6 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import numpy as np
-import pydantic
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -42,7 +39,8 @@ from pydantic import (
     model_validator,
 )
 
-from rlops.errors import ConfigError, ValidationError
+from rlops.configfile import parse_model, read_document, write_document
+from rlops.errors import ValidationError
 from rlops.rewards.aggregation import Aggregation, aggregate
 from rlops.rewards.columns import MISSING, ColumnSource, RowIssue, Scope, extract_column
 from rlops.rewards.expression import Expression, ExpressionError, check_name
@@ -178,13 +176,6 @@ class RewardBatch:
         return np.fromiter((r is None for r in self.reason), dtype=bool, count=len(self.reason))
 
 
-def _plain_message(msg: str) -> str:
-    for prefix in ("Value error, ", "Assertion failed, "):
-        if msg.startswith(prefix):
-            return msg[len(prefix):]
-    return msg
-
-
 class RewardSpec(BaseModel):
     """A named, versioned reward: an expression over outcome fields and context features, plus how to bound,
     combine and attribute it.
@@ -314,18 +305,7 @@ class RewardSpec(BaseModel):
             ConfigError: naming the source and the field, e.g. ``purchase.yaml: window: expected seconds or a
                 duration like '30s', '15m', '1h', '7d', got '1 week'``.
         """
-        if not isinstance(data, Mapping):
-            raise ConfigError(f"{source}: expected a mapping of spec keys, got {type(data).__name__}")
-        try:
-            return cls.model_validate(data)
-        except pydantic.ValidationError as e:
-            first = e.errors()[0]
-            loc = [str(p) for p in first["loc"]]
-            msg = _plain_message(first["msg"])
-            if first["type"] == "extra_forbidden":
-                msg = "unknown key"
-            where = ".".join(loc)
-            raise ConfigError(f"{source}: {where}: {msg}" if where else f"{source}: {msg}") from e
+        return parse_model(cls, data, source, "spec")
 
     @classmethod
     def load(cls, path: str | Path) -> RewardSpec:
@@ -334,23 +314,11 @@ class RewardSpec(BaseModel):
         Raises:
             ConfigError: the file cannot be read, is not YAML/JSON, or is not a valid spec.
         """
-        path = Path(path)
-        try:
-            text = path.read_text()
-        except OSError as e:
-            raise ConfigError(f"cannot read reward spec file {path}: {e.strerror}") from e
-        try:
-            data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-        except (yaml.YAMLError, json.JSONDecodeError) as e:
-            raise ConfigError(f"{path}: not valid YAML/JSON: {e}") from e
-        return cls.from_dict(data, source=str(path))
+        return cls.from_dict(read_document(path, "reward spec"), source=str(path))
 
     def save(self, path: str | Path) -> None:
         """Write as JSON when the suffix is ``.json``, else YAML; :meth:`load` reads it back unchanged."""
-        path = Path(path)
-        data = self.to_dict()
-        text = json.dumps(data, indent=2) if path.suffix == ".json" else yaml.safe_dump(data, sort_keys=False)
-        path.write_text(text)
+        write_document(path, self.to_dict())
 
     def to_dict(self) -> dict[str, Any]:
         """The spec as plain JSON-compatible data (what :meth:`from_dict` accepts)."""

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pydantic
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from rlops.errors import ConfigError, ValidationError
+from rlops.configfile import parse_model, read_document, write_document
+from rlops.errors import ValidationError
 from rlops.schema.actions import ActionSpace, BoxActions, CandidateActions, DiscreteActions
 from rlops.schema.features import MAX_STRING_LENGTH, Feature
 
@@ -80,33 +78,16 @@ class Schema(BaseModel):
     @classmethod
     def from_dict(cls, data: Any, source: str = "schema") -> Schema:
         """Build from parsed YAML/JSON; a malformed schema raises :class:`ConfigError` naming the field."""
-        try:
-            return cls.model_validate(data)
-        except pydantic.ValidationError as e:
-            first = e.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
-            raise ConfigError(f"{source}: {where}: {first['msg']}") from e
+        return parse_model(cls, data, source, "schema")
 
     @classmethod
     def load(cls, path: str | Path) -> Schema:
         """Load a schema from a ``.yaml``/``.yml`` or ``.json`` file."""
-        path = Path(path)
-        try:
-            text = path.read_text()
-        except OSError as e:
-            raise ConfigError(f"cannot read schema file {path}: {e.strerror}") from e
-        try:
-            data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-        except (yaml.YAMLError, json.JSONDecodeError) as e:
-            raise ConfigError(f"{path}: not valid YAML/JSON: {e}") from e
-        return cls.from_dict(data, source=str(path))
+        return cls.from_dict(read_document(path, "schema"), source=str(path))
 
     def save(self, path: str | Path) -> None:
         """Write as JSON when the suffix is ``.json``, else YAML."""
-        path = Path(path)
-        data = self.to_dict()
-        text = json.dumps(data, indent=2) if path.suffix == ".json" else yaml.safe_dump(data, sort_keys=False)
-        path.write_text(text)
+        write_document(path, self.to_dict())
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude_defaults=False)
