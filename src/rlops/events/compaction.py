@@ -17,10 +17,10 @@ compaction deletes. Writers are never blocked: they only ever write to segments 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import fcntl
 import os
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,21 +78,7 @@ def _write_durably(path: Path, data: pa.Table | bytes) -> int:
     return size
 
 
-@dataclass
-class _Counts:
-    # Mutable twin of CompactionResult, filled segment by segment.
-
-    segments: int = 0
-    decisions: int = 0
-    outcomes: int = 0
-    bytes: int = 0
-    parquet_bytes: int = 0
-    recovered: int = 0
-    skipped: int = 0
-    quarantined_bytes: int = 0
-
-
-def _compact_locked(layout: Layout, stem: str, fd: int, counts: _Counts) -> None:
+def _compact_locked(layout: Layout, stem: str, fd: int, counts: Counter[str]) -> None:
     """Compact one segment whose lock we hold."""
     path = layout.segment(stem)
     size = os.fstat(fd).st_size
@@ -100,25 +86,25 @@ def _compact_locked(layout: Layout, stem: str, fd: int, counts: _Counts) -> None
         # An earlier compaction committed the parts and died before deleting the segment.
         os.unlink(path)
         fsync_dir(layout.segments)
-        counts.recovered += 1
-        counts.bytes += size
+        counts["recovered"] += 1
+        counts["bytes"] += size
         return
     with open(fd, "rb", closefd=False) as f:
         data = f.read()
     scan = scan_segment(data)
     decisions, outcomes = split_rows(decode_rows(scan.payloads))
-    counts.parquet_bytes += _write_durably(layout.decision_part(stem), decision_table(decisions))
-    counts.parquet_bytes += _write_durably(layout.outcome_part(stem), outcome_table(outcomes))
+    counts["parquet_bytes"] += _write_durably(layout.decision_part(stem), decision_table(decisions))
+    counts["parquet_bytes"] += _write_durably(layout.outcome_part(stem), outcome_table(outcomes))
     if scan.tail_bytes:
         layout.quarantine.mkdir(exist_ok=True)
         _write_durably(layout.quarantine / f"{stem}{TAIL_SUFFIX}", data[scan.good_end : scan.data_end])
-        counts.quarantined_bytes += scan.tail_bytes
+        counts["quarantined_bytes"] += scan.tail_bytes
     os.unlink(path)
     fsync_dir(layout.segments)
-    counts.segments += 1
-    counts.decisions += len(decisions)
-    counts.outcomes += len(outcomes)
-    counts.bytes += len(data)
+    counts["segments"] += 1
+    counts["decisions"] += len(decisions)
+    counts["outcomes"] += len(outcomes)
+    counts["bytes"] += len(data)
 
 
 def _remove_leftovers(layout: Layout) -> None:
@@ -155,7 +141,7 @@ def _remove_leftovers(layout: Layout) -> None:
 
 def compact(layout: Layout) -> CompactionResult:
     """Move every sealed segment of ``layout`` into Parquet parts (raises OSError; see the module docstring)."""
-    counts = _Counts()
+    counts: Counter[str] = Counter()  # keyed by CompactionResult field
     for stem in layout.segment_stems():
         try:
             fd = os.open(layout.segment(stem), os.O_RDONLY)
@@ -165,7 +151,7 @@ def compact(layout: Layout) -> CompactionResult:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                counts.skipped += 1
+                counts["skipped"] += 1
                 continue
             if os.fstat(fd).st_nlink == 0:
                 continue  # deleted by another compactor between our open and our lock
@@ -173,4 +159,4 @@ def compact(layout: Layout) -> CompactionResult:
         finally:
             os.close(fd)
     _remove_leftovers(layout)
-    return CompactionResult(**dataclasses.asdict(counts))
+    return CompactionResult(**counts)
