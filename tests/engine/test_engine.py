@@ -158,6 +158,10 @@ def test_bad_outcomes_store_nothing(engine: Engine, outcome: dict[str, Any], fie
 def test_unknown_deployment(engine: Engine) -> None:
     with pytest.raises(NotFoundError, match="deployment 'nope' does not exist"):
         engine.decide("nope", USER, "u")
+    for bad in (None, ["news"], 3):
+        with pytest.raises(ValidationError, match="deployment: expected a deployment name"):
+            engine.decide(bad, USER, "u")  # type: ignore[arg-type]
+    assert counts(engine) == (0, 0)
 
 
 def test_candidate_deployment(tmp_path: Path) -> None:

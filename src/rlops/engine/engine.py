@@ -196,14 +196,14 @@ class Engine:
         return [self.store.latest(name) for name in self.store.names()]
 
     def _runtime(self, name: str) -> _Runtime:
+        if not isinstance(name, str):
+            raise ValidationError("deployment", f"expected a deployment name, got {type(name).__name__}")
         runtime = self._runtimes.get(name)
         if runtime is not None:
             return runtime
         with self._lock:
             runtime = self._runtimes.get(name)
             if runtime is None:
-                if not isinstance(name, str):
-                    raise ValidationError("deployment", "expected a string")
                 revision = self.store.latest(name)
                 spec = DeploymentSpec.from_dict({k: v for k, v in revision.spec.items() if k != "policy_folder"})
                 policy = load_policy(revision.spec["policy_folder"])
