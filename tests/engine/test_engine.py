@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -100,7 +101,8 @@ def test_report_statuses(engine: Engine) -> None:
     assert engine.report(d.decision_id, {"clicked": False}, idempotency_key="k2").reward == 0.0
     unknown = engine.report("no-such-decision", {"clicked": True})
     assert (unknown.status, unknown.reason) == (OutcomeStatus.DEAD_LETTER, "unknown decision")
-    late = engine.report(d.decision_id, {"clicked": True}, idempotency_key="late", ts=10**18)
+    two_hours_later = time.time_ns() // 1000 + 2 * 3600 * 10**6  # past the 1 h window
+    late = engine.report(d.decision_id, {"clicked": True}, idempotency_key="late", ts=two_hours_later)
     assert late.status is OutcomeStatus.DEAD_LETTER and late.reason is not None and "expired" in late.reason
     missing = engine.report(d.decision_id, {"other": 1})
     assert missing.status is OutcomeStatus.DEAD_LETTER and "clicked" in str(missing.reason)
@@ -219,3 +221,60 @@ def test_saved_policy_deployment_serves_that_policy(tmp_path: Path) -> None:
         with pytest.raises(Exception, match="schema differs"):
             other = {"features": [{"name": "u", "type": "float"}], "actions": {"type": "discrete", "names": ["a"]}}
             e.apply(spec(name="mismatch", schema=other, policy={"path": str(folder)}))
+
+
+@pytest.mark.parametrize("ts", [10**20, -5, 0, 1.5e15, "now", True])
+def test_bad_outcome_time_is_refused_and_the_log_stays_readable(engine: Engine, ts: Any) -> None:
+    d = engine.decide("news", USER, "u")
+    with pytest.raises(ValidationError) as info:
+        engine.report(d.decision_id, {"clicked": True}, ts=ts)
+    assert info.value.field == "outcome.ts"
+    assert counts(engine) == (1, 0)
+    assert engine.interactions("news", include_pending=True).stats.decisions == 1  # still readable
+
+
+@pytest.mark.parametrize("window", ["abc", -5, 0, float("nan"), True])
+def test_bad_window_is_refused_at_apply(engine: Engine, window: Any) -> None:
+    with pytest.raises(ConfigError, match="window"):
+        spec(window=window)
+    assert [r.revision for r in engine.store.history("news")] == [1]
+
+
+def test_idempotency_keys_are_scoped_to_their_decision(engine: Engine) -> None:
+    a, b = engine.decide_batch("news", [USER, USER], ["u1", "u2"])
+    assert engine.report(a.decision_id, {"clicked": True}, idempotency_key="click").status is OutcomeStatus.ACCEPTED
+    assert engine.report(b.decision_id, {"clicked": True}, idempotency_key="click").status is OutcomeStatus.ACCEPTED
+    assert engine.report(b.decision_id, {"clicked": False}, idempotency_key="click").status is \
+        OutcomeStatus.DUPLICATE
+    joined = engine.interactions("news", include_pending=True)
+    assert sorted(joined.interactions["reward"].to_pylist()) == [1.0, 1.0] and joined.stats.duplicates == 0
+
+
+def test_learning_uses_only_the_live_revision(engine: Engine) -> None:
+    decisions = engine.decide_batch("news", [USER] * 30, [f"u{i}" for i in range(30)])
+    engine.report_batch([{"decision_id": d.decision_id, "fields": {"clicked": True}} for d in decisions])
+    reversed_names = {**WORLD.schema.to_dict(), "actions": {"type": "discrete",
+                                                            "names": list(reversed(WORLD.schema.actions.names))}}  # type: ignore[union-attr]
+    engine.apply(spec(schema=reversed_names))  # revision 2: same names, other order
+    assert engine.learn("news", include_pending=True) == 0  # revision 1's indices mean other actions here
+    fresh = engine.decide_batch("news", [USER] * 5, [f"v{i}" for i in range(5)])
+    engine.report_batch([{"decision_id": d.decision_id, "fields": {"clicked": False}} for d in fresh])
+    assert engine.learn("news", include_pending=True) == 5
+
+
+def test_concurrent_learning_learns_each_interaction_once(engine: Engine) -> None:
+    import threading
+
+    decisions = engine.decide_batch("news", [USER] * 300, [f"u{i}" for i in range(300)])
+    engine.report_batch([{"decision_id": d.decision_id, "fields": {"clicked": True}} for d in decisions])
+    results: list[int] = []
+    threads = [threading.Thread(target=lambda: results.append(engine.learn("news", include_pending=True)))
+               for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == [0, 0, 0, 300]
+    model = engine._runtime("news").policy.model  # type: ignore[attr-defined]
+    # each action's design matrix counts its rows once: trace(A) - l2*d = sum of squared features of those rows
+    assert np.isclose(model.A[:, -1, -1].sum() - 5 * 1.0, 300)  # intercept column: one per learned row

@@ -143,3 +143,27 @@ def test_spec_version_is_recorded() -> None:
                   as_of_us=NOW)
     assert result.interactions["reward_spec"].to_pylist() == ["r@2"]
     assert asdict(result.stats)["joined"] == 1
+
+
+def test_backdated_outcome_is_dead_lettered() -> None:
+    d = decisions(("d1", 100 * S))
+    o = outcomes(("d1", 100 * S - 61 * S, {"value": 9.0}, "k"))  # more than a minute before the decision
+    result = join(d, o, spec(), deployment="d", as_of_us=NOW)
+    assert rewards(result) == {"d1": 0.25}
+    assert result.dead_letters["reason"][0].as_py().startswith("dated 61.000 s before its decision")
+
+
+def test_same_key_on_different_decisions_counts_for_each() -> None:
+    d = decisions(("d1", 0), ("d2", 0))
+    o = outcomes(("d1", 1, {"value": 1.0}, "click"), ("d2", 1, {"value": 2.0}, "click"),
+                 ("d2", 2, {"value": 5.0}, "click"))
+    result = join(d, o, spec(), deployment="d", as_of_us=NOW)
+    assert rewards(result) == {"d1": 1.0, "d2": 2.0}
+    assert result.stats.duplicates == 1 and result.stats.outcomes == 3
+
+
+def test_stats_count_only_this_deployments_outcomes() -> None:
+    d = pa.concat_tables([decisions(("x1", 0), deployment="other"), decisions(("d1", 0))])
+    o = outcomes(("x1", 1, {"value": 1.0}, "k"), ("x1", 2, {"value": 1.0}, "k"), ("nope", 1, {"value": 1.0}, "j"))
+    result = join(d, o, spec(), deployment="d", as_of_us=NOW)
+    assert (result.stats.outcomes, result.stats.duplicates, result.stats.dead_letters) == (0, 0, 0)

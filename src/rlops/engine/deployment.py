@@ -23,12 +23,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from rlops.configfile import parse_model, read_document
 from rlops.errors import ConfigError
 from rlops.policies import content_hash, kinds
-from rlops.rewards import RewardSpec
+from rlops.rewards import RewardSpec, parse_duration
 from rlops.schema import Schema
 
 
@@ -73,12 +73,20 @@ class DeploymentSpec(BaseModel):
             raise ValueError(f"policy.kind: unknown kind {self.policy.kind!r} (known: {sorted(kinds())})")
         return self
 
+    @field_validator("window", mode="before")
+    @classmethod
+    def _window_is_a_duration(cls, value: Any) -> Any:
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise ValueError(f"expected seconds or a duration like '30s', '15m', '1h', '7d', got {value!r}")
+        parse_duration(value)  # raises ValueError naming the rule
+        return value
+
     @property
     def window_seconds(self) -> float:
         """The attribution window: the deployment's override, else the reward spec's."""
-        if self.window is None:
-            return self.reward.window_seconds
-        return RewardSpec.model_validate({**self.reward.to_dict(), "window": self.window}).window_seconds
+        return self.reward.window_seconds if self.window is None else parse_duration(self.window)
 
     def content_hash(self) -> str:
         """Hash of everything that defines behaviour (a saved policy counts by its content)."""

@@ -91,7 +91,8 @@ class _Runtime:
         self.revision, self.spec, self.policy = revision, spec, policy
         self.rng = np.random.default_rng([spec.seed, revision.revision])
         self.window_us = int(spec.window_seconds * 1e6)
-        self.lock = threading.Lock()
+        self.lock = threading.Lock()  # held while the policy acts or updates
+        self.learn_lock = threading.Lock()  # one learn() at a time, so nothing is learned twice
         self.learned: set[str] = set()
 
 
@@ -130,6 +131,22 @@ def _check_fields(fields: Any, prefix: str = "outcome.fields") -> dict[str, Any]
     return clean
 
 
+#: Earliest outcome time accepted (2000-01-01) and how far into the future a clock may run, microseconds.
+EARLIEST_TS = 946_684_800_000_000
+MAX_CLOCK_AHEAD_US = 86_400_000_000
+
+
+def _check_ts(ts: Any) -> int:
+    if not isinstance(ts, int) or isinstance(ts, bool):
+        raise ValidationError("outcome.ts", f"expected microseconds since the epoch as an integer, got "
+                                            f"{type(ts).__name__}")
+    latest = _now_us() + MAX_CLOCK_AHEAD_US
+    if not EARLIEST_TS <= ts <= latest:
+        raise ValidationError("outcome.ts", f"{ts} is not between 2000-01-01 and one day from now "
+                                            f"(microseconds since the epoch)")
+    return ts
+
+
 def default_idempotency_key(decision_id: str, fields: Mapping[str, Any]) -> str:
     """The key used when a client sends none: the same outcome sent twice counts once."""
     canonical = json.dumps([decision_id, fields], sort_keys=True, separators=(",", ":"))
@@ -152,7 +169,7 @@ class Engine:
         self._runtimes: dict[str, _Runtime] = {}
         self._lock = threading.RLock()
         self._index: dict[str, tuple[str, int]] | None = None
-        self._keys: set[str] | None = None
+        self._keys: set[tuple[str, str]] | None = None
         # Contexts of recent decisions, so reward specs that read context need no log scan at report time.
         self._contexts: OrderedDict[str, dict[str, Any]] = OrderedDict()
 
@@ -296,11 +313,14 @@ class Engine:
                     self._index = self.log.decision_index()
         return self._index
 
-    def _outcome_keys(self) -> set[str]:
+    def _outcome_keys(self) -> set[tuple[str, str]]:
+        """``(decision_id, idempotency_key)`` of every stored outcome, loaded once."""
         if self._keys is None:
             with self._lock:
                 if self._keys is None:
-                    self._keys = self.log.seen_outcome_keys()
+                    stored = self.log.read_outcomes()
+                    self._keys = set(zip(stored["decision_id"].to_pylist(),
+                                         stored["idempotency_key"].to_pylist(), strict=True))
         return self._keys
 
     def report(self, decision_id: Any, fields: Any, idempotency_key: Any = None,
@@ -326,7 +346,7 @@ class Engine:
         """
         if not isinstance(outcomes, Sequence) or isinstance(outcomes, str | bytes) or not outcomes:
             raise ValidationError("outcomes", "expected a non-empty list of outcomes")
-        when = _now_us() if ts is None else ts
+        when = _now_us() if ts is None else _check_ts(ts)
         parsed: list[tuple[str, dict[str, Any], str]] = []
         for i, item in enumerate(outcomes):
             prefix = "outcome" if len(outcomes) == 1 else f"outcomes[{i}]"
@@ -345,13 +365,14 @@ class Engine:
         with self._lock:
             keys = self._outcome_keys()
             fresh: list[OutcomeRecord] = []
-            batch_keys: set[str] = set()
+            batch_keys: set[tuple[str, str]] = set()
             for i, (decision_id, clean, key) in enumerate(parsed):
-                if key in keys or key in batch_keys:
+                scoped = (decision_id, key)  # keys are per decision: "click" may be reused across decisions
+                if scoped in keys or scoped in batch_keys:
                     results[i] = ReportResult(decision_id, key, OutcomeStatus.DUPLICATE,
-                                              "idempotency key already stored")
+                                              "idempotency key already stored for this decision")
                     continue
-                batch_keys.add(key)
+                batch_keys.add(scoped)
                 fresh.append(OutcomeRecord(decision_id=decision_id, ts=when, fields=clean, idempotency_key=key))
             if fresh:
                 self.log.append(fresh)
@@ -414,31 +435,38 @@ class Engine:
         return pa.concat_tables(tables).sort_by([("ts", "ascending")])
 
     def learn(self, deployment: str, *, include_pending: bool = False) -> int:
-        """Update an online-learning policy from joined interactions it has not seen yet; returns how many."""
+        """Update an online-learning policy from joined interactions it has not seen yet; returns how many.
+
+        Only decisions of the live revision count: an earlier revision may have had other actions or features.
+        Concurrent calls are safe: each interaction is learned once.
+        """
         runtime = self._runtime(deployment)
         update = getattr(runtime.policy, "update", None)
         if update is None or not runtime.spec.learning.online:
             return 0
-        table = self.interactions(deployment, include_pending=include_pending).interactions
-        ids = table["decision_id"].to_pylist()
-        fresh = [i for i, d in enumerate(ids) if d not in runtime.learned]
-        if not fresh:
-            return 0
-        rows = table.take(pa.array(fresh))
-        schema = runtime.spec.schema_
-        contexts = [json.loads(c) for c in rows["context"].to_pylist()]
-        cands = None
-        if schema.actions.type == "candidates":
-            cands = [np.asarray(schema.encode_candidates([{"features": f} for f in json.loads(c)]))
-                     for c in rows["candidate_features"].to_pylist()]
-        batch = PolicyInput(x=schema.encode(contexts), contexts=contexts, candidates=cands)
-        learning = LearningBatch(batch, np.asarray(rows["action_index"].to_numpy(), dtype=np.int64),
-                                 np.asarray(rows["reward"].to_numpy(), dtype=np.float64),
-                                 np.asarray(rows["propensity"].to_numpy(), dtype=np.float64))
-        with runtime.lock:
-            update(learning)
-        runtime.learned.update(ids[i] for i in fresh)
-        return len(fresh)
+        with runtime.learn_lock:
+            table = self.interactions(deployment, include_pending=include_pending).interactions
+            current = pc.equal(table["policy_version"], runtime.revision.policy_version)
+            table = table.filter(current)
+            ids = table["decision_id"].to_pylist()
+            fresh = [i for i, d in enumerate(ids) if d not in runtime.learned]
+            if not fresh:
+                return 0
+            rows = table.take(pa.array(fresh))
+            schema = runtime.spec.schema_
+            contexts = [json.loads(c) for c in rows["context"].to_pylist()]
+            cands = None
+            if schema.actions.type == "candidates":
+                cands = [np.asarray(schema.encode_candidates([{"features": f} for f in json.loads(c)]))
+                         for c in rows["candidate_features"].to_pylist()]
+            batch = PolicyInput(x=schema.encode(contexts), contexts=contexts, candidates=cands)
+            learning = LearningBatch(batch, np.asarray(rows["action_index"].to_numpy(), dtype=np.int64),
+                                     np.asarray(rows["reward"].to_numpy(), dtype=np.float64),
+                                     np.asarray(rows["propensity"].to_numpy(), dtype=np.float64))
+            with runtime.lock:
+                update(learning)
+            runtime.learned.update(ids[i] for i in fresh)
+            return len(fresh)
 
     def save_learned(self, deployment: str) -> Path:
         """Snapshot a deployment's in-memory policy (after online learning) next to its revision."""

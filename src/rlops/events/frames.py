@@ -82,9 +82,15 @@ def _check_str(value: object, index: int, field: str, *, empty: bool = True) -> 
         raise _bad(index, field, "must not be empty")
 
 
+_INT64 = 1 << 63
+
+
 def _check_int(value: object, index: int, field: str) -> None:
     if not isinstance(value, int) or isinstance(value, bool):
         raise _bad(index, field, f"must be an integer, not {type(value).__name__}")
+    if not -_INT64 <= value < _INT64:
+        # Arrow stores these columns as int64; a larger value would be written and then make every read fail.
+        raise _bad(index, field, f"{value} does not fit in a 64-bit integer")
 
 
 def _check_dict(value: object, index: int, field: str) -> None:
@@ -119,7 +125,7 @@ def _plain_decision(r: DecisionRecord) -> bool:
     probabilities = r.probabilities
     propensity = r.propensity
     return (
-        type(r.decision_id) is str and r.decision_id != "" and type(r.ts) is int
+        type(r.decision_id) is str and r.decision_id != "" and type(r.ts) is int and 0 <= r.ts < _INT64
         and type(r.deployment) is str and type(r.policy_version) is str and type(r.unit_id) is str
         and (r.mode is Mode.SERVED or r.mode is Mode.SHADOW)
         and type(r.context) is dict and all(map(isinstance, r.context, _STRINGS))

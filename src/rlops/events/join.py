@@ -36,13 +36,8 @@ DEAD_LETTER_SCHEMA = pa.schema([
     ("reason", pa.string()),
 ])
 
-_INTERACTION_EXTRA = [
-    ("reward", pa.float64()),
-    ("reward_spec", pa.string()),
-    ("reward_source", pa.string()),
-    ("n_outcomes", pa.int64()),
-    ("window_closed", pa.bool_()),
-]
+#: How much earlier than its decision an outcome may be dated (clocks of clients and servers differ), µs.
+CLOCK_SKEW_US = 60_000_000
 
 
 @dataclass(frozen=True)
@@ -50,7 +45,7 @@ class JoinStats:
     """Counts behind a join; every number can be recomputed from the event log."""
 
     decisions: int
-    outcomes: int
+    outcomes: int  # outcomes of this join's decisions (or all, with deployment=None), duplicates included
     duplicates: int
     dead_letters: int
     joined: int
@@ -111,26 +106,33 @@ def join(
     out_keys = outcomes["idempotency_key"].to_pylist()
     out_fields = outcomes["fields"].to_pylist()
     out_ts = _ts_us(outcomes["ts"])
-    seen: set[str] = set()
+    seen: set[tuple[str, str]] = set()
     duplicates = 0
+    considered = 0
     dead: list[tuple[int, str | None, str]] = []  # (outcome row, deployment, reason)
     usable: list[int] = []
     for j, (decision_id, key) in enumerate(zip(out_ids, out_keys, strict=True)):
-        if key in seen:
+        row = position.get(decision_id)
+        if row is not None and deployment is not None and dep_col[row] != deployment:
+            continue  # another deployment's outcome: not counted here at all
+        if row is None and deployment is not None:
+            continue  # unknown decisions belong to no deployment; the all-deployments join reports them
+        considered += 1
+        if (decision_id, key) in seen:  # idempotency keys are scoped to their decision
             duplicates += 1
             continue
-        seen.add(key)
-        row = position.get(decision_id)
+        seen.add((decision_id, key))
         if row is None:
-            if deployment is None:
-                dead.append((j, None, "unknown decision"))
-            continue
-        if deployment is not None and dep_col[row] != deployment:
+            dead.append((j, None, "unknown decision"))
             continue
         if mode_col[row] != Mode.SERVED:
             dead.append((j, dep_col[row], "outcome for a shadow decision"))
             continue
         delay = int(out_ts[j] - dec_ts[row])
+        if delay < -CLOCK_SKEW_US:
+            dead.append((j, dep_col[row], f"dated {-delay / 1e6:.3f} s before its decision (more than the "
+                                          f"{CLOCK_SKEW_US / 1e6:.0f} s of clock skew tolerated)"))
+            continue
         if delay > window_us:
             dead.append((j, dep_col[row], f"expired: arrived {delay / 1e6:.3f} s after the decision, "
                                           f"the window is {window_us / 1e6:.3f} s"))
@@ -187,7 +189,7 @@ def join(
         "reason": [reason for _, _, reason in dead],
     }, schema=DEAD_LETTER_SCHEMA)
     stats = JoinStats(
-        decisions=n_groups, outcomes=len(out_ids), duplicates=duplicates, dead_letters=len(dead),
+        decisions=n_groups, outcomes=considered, duplicates=duplicates, dead_letters=len(dead),
         joined=int((include & has).sum()), defaulted=int((include & ~has).sum()), excluded=excluded,
         pending=pending,
     )
@@ -197,26 +199,21 @@ def join(
 def orphan_outcomes(decisions: pa.Table, outcomes: pa.Table) -> pa.Table:
     """Dead letters for outcomes whose decision id is in no decision at all (first of each idempotency key)."""
     known = set(decisions["decision_id"].to_pylist())
-    seen: set[str] = set()
+    seen: set[tuple[str, str]] = set()
     rows: dict[str, list[Any]] = {name: [] for name in DEAD_LETTER_SCHEMA.names}
     ts = _ts_us(outcomes["ts"])
     for j, (decision_id, key, fields) in enumerate(zip(outcomes["decision_id"].to_pylist(),
                                                        outcomes["idempotency_key"].to_pylist(),
                                                        outcomes["fields"].to_pylist(), strict=True)):
-        if key in seen:
+        if (decision_id, key) in seen:
             continue
-        seen.add(key)
+        seen.add((decision_id, key))
         if decision_id not in known:
             for name, value in (("decision_id", decision_id), ("ts", int(ts[j])), ("idempotency_key", key),
                                 ("fields", fields), ("deployment", None), ("reason", "unknown decision")):
                 rows[name].append(value)
     rows["ts"] = pa.array(rows["ts"], type=pa.int64()).cast(TIMESTAMP)  # type: ignore[assignment]
     return pa.Table.from_pydict(rows, schema=DEAD_LETTER_SCHEMA)
-
-
-def interaction_schema(decision_schema: pa.Schema) -> pa.Schema:
-    """The columns of an interactions table: the decision's, then reward, spec, source, count, closed."""
-    return pa.schema(list(decision_schema) + [pa.field(n, t) for n, t in _INTERACTION_EXTRA])
 
 
 def flatten_context(table: pa.Table) -> pa.Table:
