@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from rlops.errors import StorageError
+from rlops.errors import NotFoundError, StorageError
 
 DEFAULT_HOME = ".rlops"
 ENV_VAR = "RLOPS_HOME"
@@ -47,6 +47,13 @@ class Home:
     @property
     def deployments(self) -> Path:
         return self.root / "deployments"
+
+    def require(self) -> Home:
+        """Self, if this home folder exists; else a :class:`NotFoundError` saying how to create one."""
+        if not (self.root / "meta.db").is_file() and not self.events.is_dir():
+            raise NotFoundError(f"no rlops home folder at {self.root} (create one with 'rlops init --home "
+                                f"{self.root}', or pass --home)")
+        return self
 
     def ensure(self) -> Home:
         """Create the folder layout if it is missing; return self.

@@ -108,12 +108,14 @@ def test_apply_preview_stats_export(tmp_path: Path, capsys: pytest.CaptureFixtur
         (["deploy", "apply", "missing.yaml"], "cannot read deployment file"),
         (["reward", "preview", "missing.yaml", "--events", "."], "missing.yaml"),
         (["events", "export", "--format", "csv", "--out", "x"], "--format: 'csv' is not supported"),
-        (["events", "export", "--out", "x", "--deployment", "nope"], "deployment 'nope' does not exist"),
+        (["events", "export", "--out", "x", "--deployment", "nope"], "no rlops home folder at"),
+        (["events", "stats"], "no rlops home folder at"),
+        (["deploy", "apply", "[/x].yaml"], "cannot read deployment file [/x].yaml"),  # rich markup in a message
     ],
 )
 def test_errors_are_one_clear_line(args: list[str], message: str, tmp_path: Path,
-                                   capsys: pytest.CaptureFixture[str]) -> None:
-    os.chdir(tmp_path)
+                                   capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
     assert main([*args, "--home", str(tmp_path / "home")] if args[0] != "reward" else args) == 1
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
@@ -143,3 +145,20 @@ def test_home_that_is_a_file_is_a_clear_error(tmp_path: Path, capsys: pytest.Cap
     err = capsys.readouterr().err
     assert "is a file, not a folder" in err and "Traceback" not in err and err.count("\n") == 1
     assert blocker.read_text() == "not a folder"  # nothing already there is changed
+
+
+def test_read_only_commands_do_not_create_a_home(tmp_path: Path) -> None:
+    assert main(["events", "stats", "--home", str(tmp_path / "typo")]) == 1
+    assert not (tmp_path / "typo").exists()
+
+
+def test_export_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    home = tmp_path / "home"
+    assert main(["init", "--home", str(home)]) == 0
+    assert main(["events", "export", "--out", str(tmp_path / "x"), "--deployment", "nope", "--home", str(home)]) == 1
+    assert "deployment 'nope' does not exist" in capsys.readouterr().err
+    blocker = tmp_path / "file"
+    blocker.write_text("keep me")
+    assert main(["events", "export", "--out", str(blocker), "--home", str(home)]) == 1
+    err = capsys.readouterr().err
+    assert "--out" in err and "Traceback" not in err and blocker.read_text() == "keep me"

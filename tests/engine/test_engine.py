@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from rlops.engine import DeploymentSpec, Engine, OutcomeStatus
-from rlops.errors import ConfigError, NotFoundError, ValidationError
+from rlops.errors import ConfigError, ConflictError, NotFoundError, ValidationError
 from rlops.policies import LinUCB, PolicyInput, save_policy
 from rlops.scenarios import SyntheticBandit
 
@@ -218,7 +218,7 @@ def test_saved_policy_deployment_serves_that_policy(tmp_path: Path) -> None:
     with Engine(tmp_path / "home") as e:
         e.apply(spec(policy={"path": str(folder)}))
         assert e.decide("news", USER, "u").action == WORLD.schema.actions.names[3]  # type: ignore[union-attr]
-        with pytest.raises(Exception, match="schema differs"):
+        with pytest.raises(ConflictError, match="schema differs"):
             other = {"features": [{"name": "u", "type": "float"}], "actions": {"type": "discrete", "names": ["a"]}}
             e.apply(spec(name="mismatch", schema=other, policy={"path": str(folder)}))
 
@@ -278,3 +278,31 @@ def test_concurrent_learning_learns_each_interaction_once(engine: Engine) -> Non
     model = engine._runtime("news").policy.model  # type: ignore[attr-defined]
     # each action's design matrix counts its rows once: trace(A) - l2*d = sum of squared features of those rows
     assert np.isclose(model.A[:, -1, -1].sum() - 5 * 1.0, 300)  # intercept column: one per learned row
+
+
+def test_candidate_lists_must_match_contexts(tmp_path: Path) -> None:
+    schema = {"features": [{"name": "u", "type": "float"}],
+              "actions": {"type": "candidates", "features": [{"name": "price", "type": "float"}]}}
+    cands = [{"id": "a", "features": {"price": 1.0}}]
+    with Engine(tmp_path / "home") as e:
+        e.apply(spec(name="shop", schema=schema, policy={"kind": "uniform"}))
+        for contexts, lists in (([{"u": 1.0}] * 2, [cands]), ([{"u": 1.0}], [cands, cands])):
+            with pytest.raises(ValidationError, match="candidate lists, one per context"):
+                e.decide_batch("shop", contexts, ["u"] * len(contexts), lists)
+        assert e.log.read_decisions().num_rows == 0
+
+
+def test_huge_integers_are_clear_errors(engine: Engine) -> None:
+    with pytest.raises(ValidationError, match=r"context\.age: integer is too large"):
+        engine.decide("news", {**USER, "age": 10**400}, "u")
+    d = engine.decide("news", USER, "u")
+    with pytest.raises(ValidationError, match=r"outcome\.fields\.clicked: integer .* is too large"):
+        engine.report(d.decision_id, {"clicked": 10**400})
+    assert counts(engine) == (1, 0)
+
+
+@pytest.mark.parametrize("params", [{"alpha": float("nan")}, {"alpha": float("inf")}, {"l2": float("nan")}])
+def test_non_finite_hyperparameters_are_refused(engine: Engine, params: dict[str, float]) -> None:
+    with pytest.raises(ConfigError):
+        engine.apply(spec(name="other", policy={"kind": "linucb", "params": params}))
+    assert engine.store.names() == ["news"]

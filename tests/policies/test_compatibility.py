@@ -63,3 +63,10 @@ def test_missing_folder_and_file(tmp_path: Path) -> None:
     (folder / "state.npz").unlink()
     with pytest.raises(ConfigError, match="listed in the manifest is missing"):
         load_policy(folder)
+
+
+def test_manifest_config_that_does_not_fit_the_kind(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="config does not fit policy kind 'linucb'"):
+        load_policy(_copy_with_manifest(tmp_path, config={"epsilon": 0.1}))  # alpha and l2 missing
+    with pytest.raises(ConfigError, match="config does not fit policy kind 'epsilon_greedy'"):
+        load_policy(_copy_with_manifest(tmp_path / "b", kind="epsilon_greedy"))

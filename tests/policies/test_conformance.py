@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rlops.errors import ValidationError
+from rlops.errors import ConfigError, ValidationError
 from rlops.policies import ActResult, PolicyInput, content_hash, load_policy, save_policy
 from tests.policies.factories import FACTORIES
 
@@ -114,5 +114,5 @@ def test_tampered_folder_is_refused(case: tuple[str, object, object], tmp_path: 
         pytest.skip("this policy has no state files to tamper with")
     with data_files[0].open("ab") as f:
         f.write(b"tampered")
-    with pytest.raises(Exception, match="does not match its hash"):
+    with pytest.raises(ConfigError, match="does not match its hash"):
         load_policy(folder)

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from rlops import __version__
 from rlops.errors import RlopsError
@@ -35,6 +36,11 @@ HomeOption = Annotated[
 
 def _home(path: Path | None) -> Home:
     return Home.resolve(path)
+
+
+def _existing_home(path: Path | None) -> Home:
+    """The home folder of a read-only command: it must exist (a typo must not create an empty one)."""
+    return Home.resolve(path).require()
 
 
 @app.command()
@@ -116,7 +122,7 @@ def deploy_list(home: HomeOption = None) -> None:
     """List deployments with their live revision."""
     from rlops.engine import Engine
 
-    with Engine(_home(home)) as engine:
+    with Engine(_existing_home(home)) as engine:
         table = Table("deployment", "revision", "policy", "reward spec", "applied")
         for rev in engine.deployments():
             spec = rev.spec
@@ -130,7 +136,7 @@ def deploy_list(home: HomeOption = None) -> None:
 @reward_app.command("preview")
 def reward_preview(
     spec: Annotated[Path, typer.Argument(help="Reward spec YAML file.")],
-    events: Annotated[Path, typer.Option("--events", help="Home folder whose event log to compute over.")],
+    events: Annotated[Path, typer.Option("--events", "--home", help="Home folder whose event log to compute over.")],
     deployment: Annotated[str | None, typer.Option(help="Only this deployment's decisions.")] = None,
     bins: Annotated[int, typer.Option(min=2, max=100, help="Histogram bins.")] = 20,
 ) -> None:
@@ -139,7 +145,7 @@ def reward_preview(
     from rlops.rewards import RewardSpec, text_histogram
 
     reward = RewardSpec.load(spec)
-    result = preview_rewards(_home(events), reward, deployment=deployment, bins=bins)
+    result = preview_rewards(_existing_home(events), reward, deployment=deployment, bins=bins)
     s = result.summary
     table = Table("count", "mean", "std", "min", "p5", "p25", "median", "p75", "p95", "max",
                   title=f"rewards of {reward.ref} over {result.home}")
@@ -160,10 +166,10 @@ def events_stats(home: HomeOption = None) -> None:
     from rlops.engine import Engine
     from rlops.engine.reports import deployment_stats
 
-    with Engine(_home(home)) as engine:
+    with Engine(_existing_home(home)) as engine:
         rows, storage = deployment_stats(engine)
     table = Table("deployment", "decisions", "outcomes", "duplicates", "joined", "defaulted", "pending",
-                  "dead letters", "mean reward", title=f"event log at {_home(home).events}")
+                  "dead letters", "mean reward", title=f"event log at {_existing_home(home).events}")
     for r in rows:
         table.add_row(r.deployment, f"{r.decisions:,}", f"{r.outcomes:,}", f"{r.duplicates:,}", f"{r.joined:,}",
                       f"{r.defaulted:,}", f"{r.pending:,}", f"{r.dead_letters:,}",
@@ -186,7 +192,7 @@ def events_export(
 
     if fmt != "parquet":
         raise ValidationError("--format", f"{fmt!r} is not supported (supported: parquet)")
-    with Engine(_home(home)) as engine:
+    with Engine(_existing_home(home)) as engine:
         written = export_parquet(engine, out, deployment=deployment)
     for path, rows in written:
         console.print(f"{rows:>10,} rows  {path}")
@@ -197,7 +203,7 @@ def events_compact(home: HomeOption = None) -> None:
     """Move sealed log segments into Parquet parts (safe while servers keep appending)."""
     from rlops.events import EventLog
 
-    log = EventLog(_home(home).events)
+    log = EventLog(_existing_home(home).events)
     try:
         log.rotate()
         result = log.compact()
@@ -214,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as e:
         return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
     except RlopsError as e:
-        errors.print(f"[bold red]error:[/] {e}", highlight=False)
+        errors.print(Text.assemble(("error: ", "bold red"), str(e)), highlight=False)  # no markup in messages
         return 1
     except KeyboardInterrupt:
         errors.print("interrupted; everything acknowledged so far is stored")

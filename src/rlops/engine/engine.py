@@ -43,6 +43,8 @@ MAX_ID_LENGTH = 256
 MAX_OUTCOME_FIELDS = 100
 MAX_STRING = 1024
 CONTEXT_CACHE = 100_000
+#: Largest integer a float64 holds exactly; outcome values are numbers the reward spec computes with.
+MAX_EXACT_INT = 2**53
 
 
 class OutcomeStatus(StrEnum):
@@ -119,6 +121,8 @@ def _check_fields(fields: Any, prefix: str = "outcome.fields") -> dict[str, Any]
         if isinstance(value, bool) or value is None:
             clean[key] = value
         elif isinstance(value, int | float):
+            if isinstance(value, int) and not -MAX_EXACT_INT <= value <= MAX_EXACT_INT:
+                raise ValidationError(path, f"integer of {len(str(abs(value)))} digits is too large (at most 2**53)")
             if not math.isfinite(value):
                 raise ValidationError(path, f"{value} is not a finite number")
             clean[key] = value
@@ -260,6 +264,8 @@ class Engine:
             valid = [schema.validate_context(c, path=f"contexts[{i}]") for i, c in enumerate(contexts)]
         candidates = None
         if actions is not None:
+            if not isinstance(actions, Sequence) or len(actions) != len(contexts):
+                raise ValidationError("actions", f"expected {len(contexts)} candidate lists, one per context")
             candidates = [schema.validate_candidates(a, path="actions" if len(contexts) == 1 else f"actions[{i}]")
                           for i, a in enumerate(actions)]
         elif schema.actions.type == "candidates":

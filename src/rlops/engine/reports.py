@@ -12,6 +12,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from rlops.engine.engine import Engine
+from rlops.errors import StorageError
 from rlops.events.join import flatten_context, join
 from rlops.home import Home
 from rlops.rewards import RewardSpec, RewardSummary, summarize
@@ -65,7 +66,10 @@ def export_parquet(engine: Engine, out: Path, deployment: str | None = None) -> 
     them apart). Interactions have the context as a struct column, so pandas, polars and DuckDB read them as they are.
     Files are written to a temporary name and renamed, so a failed export leaves no half-written file.
     """
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise StorageError(f"--out {out}: cannot create the folder: {e.strerror or e}") from e
     decisions, outcomes = engine.log.read_decisions(), engine.log.read_outcomes()
     names = [deployment] if deployment else engine.store.names()
     if deployment:

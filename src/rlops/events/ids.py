@@ -28,6 +28,16 @@ def _encode(value: int, length: int) -> str:
     return digits[-length:].decode()
 
 
+def _reset_after_fork() -> None:
+    """A forked child must not continue its parent's sequence (both could mint the same id in one millisecond)."""
+    global _lock, _last_ms, _last_rand
+    _lock = threading.Lock()
+    _last_ms, _last_rand = 0, 0
+
+
+os.register_at_fork(after_in_child=_reset_after_fork)
+
+
 def new_id() -> str:
     """A 26-character id that sorts by creation time."""
     global _last_ms, _last_rand

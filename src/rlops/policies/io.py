@@ -7,7 +7,8 @@ A policy folder holds ``manifest.json`` plus whatever the policy writes (``state
 
 ``format_version`` is the promise: a folder written by any earlier release loads in every later release. When
 the format has to change, bump :data:`FORMAT_VERSION` and add a migration to :data:`_MIGRATIONS`; never change what
-an existing version means. Hashes of every file are checked on load so a truncated or edited folder is refused.
+an existing version means. The hash of every state file is checked on load, so a truncated or edited state file is
+refused; the manifest itself is not signed here (signing of whole artefacts belongs to the registry).
 """
 
 from __future__ import annotations
@@ -137,5 +138,12 @@ def load_policy(folder: str | Path) -> BasePolicy:
             raise ConfigError(f"{folder}: file {name} listed in the manifest is missing")
         if _sha256(path) != expected:
             raise ConfigError(f"{folder}: file {name} does not match its hash in the manifest")
+    if not isinstance(manifest.get("schema"), dict) or not isinstance(manifest.get("config", {}), dict):
+        raise ConfigError(f"{folder / MANIFEST}: schema and config must be mappings")
     schema = Schema.from_dict(manifest["schema"], source=f"{folder / MANIFEST}: schema")
-    return _KINDS[kind].from_saved(schema, dict(manifest.get("config", {})), folder)
+    try:
+        return _KINDS[kind].from_saved(schema, dict(manifest.get("config", {})), folder)
+    except (KeyError, TypeError, ValueError) as e:
+        if isinstance(e, ConfigError):
+            raise
+        raise ConfigError(f"{folder / MANIFEST}: config does not fit policy kind {kind!r}: {e!r}") from e

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from itertools import accumulate
 from typing import Any
 
@@ -59,7 +60,7 @@ class LinUCB(_LinearBandit):
 
     def __init__(self, schema: Schema, alpha: float = 1.0, l2: float = 1.0, epsilon: float = 0.0) -> None:
         super().__init__(schema, l2)
-        if alpha < 0 or not 0.0 <= epsilon < 1.0:
+        if not (alpha >= 0 and math.isfinite(alpha)) or not 0.0 <= epsilon < 1.0:  # NaN fails every comparison
             raise ConfigError(f"linucb: alpha must be >= 0 and epsilon in [0, 1), got {alpha}, {epsilon}")
         self.alpha, self.epsilon = alpha, epsilon
 
@@ -137,7 +138,7 @@ class LinearThompson(_LinearBandit):
 
     def __init__(self, schema: Schema, v: float = 0.5, l2: float = 1.0, n_samples: int = 256) -> None:
         super().__init__(schema, l2)
-        if v <= 0 or n_samples < 1:
+        if not (v > 0 and math.isfinite(v)) or n_samples < 1:
             raise ConfigError(f"linear_thompson: v must be > 0 and n_samples >= 1, got {v}, {n_samples}")
         self.v, self.n_samples = v, n_samples
 

@@ -32,7 +32,7 @@ class RidgeModel:
     """
 
     def __init__(self, dim: int, n_models: int, l2: float = 1.0) -> None:
-        if l2 <= 0:
+        if not (l2 > 0 and np.isfinite(l2)):
             raise ConfigError(f"l2 must be > 0, got {l2}")
         self.l2 = l2
         self.A = np.tile(np.eye(dim) * l2, (n_models, 1, 1))

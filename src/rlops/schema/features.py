@@ -19,6 +19,13 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+def _as_float(path: str, value: int | float) -> float:
+    try:
+        return float(value)
+    except OverflowError as e:  # an int beyond float range, e.g. 10**400
+        raise ValidationError(path, "integer is too large for a float") from e
+
+
 def _check_finite(path: str, value: float) -> float:
     if math.isnan(value) or math.isinf(value):
         raise ValidationError(path, f"{value} is not a finite number")
@@ -75,13 +82,13 @@ class FloatFeature(_Feature):
     def validate_value(self, value: Any, path: str) -> float:
         kind = type(value)
         if kind is float or kind is int:  # the hot path: no bools (type(True) is bool), no subclasses
-            result = float(value)
+            result = _as_float(path, value)
             if math.isfinite(result) and (self.min is None or result >= self.min) and (
                     self.max is None or result <= self.max):
                 return result
         elif not _is_number(value):
             raise ValidationError(path, f"expected a number, got {type(value).__name__}")
-        result = _check_finite(path, float(value))
+        result = _check_finite(path, _as_float(path, value))
         _check_bounds(path, result, self.min, self.max)
         return result
 
@@ -191,7 +198,7 @@ class VectorFeature(_Feature):
             item_path = f"{path}[{i}]"
             if not _is_number(item):
                 raise ValidationError(item_path, f"expected a number, got {type(item).__name__}")
-            number = _check_finite(item_path, float(item))
+            number = _check_finite(item_path, _as_float(item_path, item))
             _check_bounds(item_path, number, self.min, self.max)
             result.append(number)
         return result
