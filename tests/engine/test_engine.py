@@ -306,3 +306,16 @@ def test_non_finite_hyperparameters_are_refused(engine: Engine, params: dict[str
     with pytest.raises(ConfigError):
         engine.apply(spec(name="other", policy={"kind": "linucb", "params": params}))
     assert engine.store.names() == ["news"]
+
+
+def test_two_engines_on_one_home_see_each_others_work(tmp_path: Path) -> None:
+    """A server and a CLI (or two workers) share a home: decisions and new revisions cross over within a second."""
+    with Engine(tmp_path / "home") as a, Engine(tmp_path / "home") as b:
+        a.apply(spec())
+        assert b.decide("news", USER, "u0").policy_version == "news@r1"
+        d = a.decide("news", USER, "u1")
+        time.sleep(1.05)
+        assert b.report(d.decision_id, {"clicked": True}).status is OutcomeStatus.ACCEPTED  # made by engine a
+        a.apply(spec(policy={"kind": "uniform"}))
+        time.sleep(1.05)
+        assert b.decide("news", USER, "u2").policy_version == "news@r2"

@@ -43,6 +43,8 @@ MAX_ID_LENGTH = 256
 MAX_OUTCOME_FIELDS = 100
 MAX_STRING = 1024
 CONTEXT_CACHE = 100_000
+#: How often a loaded deployment (or a missing decision id) is checked against what other processes stored, s.
+RECHECK_S = 1.0
 #: Largest integer a float64 holds exactly; outcome values are numbers the reward spec computes with.
 MAX_EXACT_INT = 2**53
 
@@ -96,6 +98,7 @@ class _Runtime:
         self.lock = threading.Lock()  # held while the policy acts or updates
         self.learn_lock = threading.Lock()  # one learn() at a time, so nothing is learned twice
         self.learned: set[str] = set()
+        self.checked_at = time.monotonic()  # when the store was last asked for a newer revision
 
 
 def _now_us() -> int:
@@ -173,6 +176,7 @@ class Engine:
         self._runtimes: dict[str, _Runtime] = {}
         self._lock = threading.RLock()
         self._index: dict[str, tuple[str, int]] | None = None
+        self._index_read_at = 0.0
         self._keys: set[tuple[str, str]] | None = None
         # Contexts of recent decisions, so reward specs that read context need no log scan at report time.
         self._contexts: OrderedDict[str, dict[str, Any]] = OrderedDict()
@@ -220,16 +224,20 @@ class Engine:
         if not isinstance(name, str):
             raise ValidationError("deployment", f"expected a deployment name, got {type(name).__name__}")
         runtime = self._runtimes.get(name)
-        if runtime is not None:
+        now = time.monotonic()
+        if runtime is not None and now - runtime.checked_at < RECHECK_S:
             return runtime
         with self._lock:
             runtime = self._runtimes.get(name)
-            if runtime is None:
-                revision = self.store.latest(name)
+            if runtime is not None and now - runtime.checked_at < RECHECK_S:
+                return runtime
+            # Another process (e.g. `rlops deploy apply`) may have made a newer revision: look, at most once a second.
+            revision = self.store.latest(name)
+            if runtime is None or revision.revision != runtime.revision.revision:
                 spec = DeploymentSpec.from_dict({k: v for k, v in revision.spec.items() if k != "policy_folder"})
-                policy = load_policy(revision.spec["policy_folder"])
-                runtime = _Runtime(revision, spec, policy)
+                runtime = _Runtime(revision, spec, load_policy(revision.spec["policy_folder"]))
                 self._runtimes[name] = runtime
+            runtime.checked_at = now
         return runtime
 
     def spec(self, name: str) -> DeploymentSpec:
@@ -317,7 +325,19 @@ class Engine:
             with self._lock:
                 if self._index is None:
                     self._index = self.log.decision_index()
+                    self._index_read_at = time.monotonic()
         return self._index
+
+    def _find_decision(self, decision_id: str) -> tuple[str, int] | None:
+        """Where and when a decision was made; re-reads the log (at most once a second) for ids made elsewhere."""
+        index = self._decision_index()
+        found = index.get(decision_id)
+        if found is None and time.monotonic() - self._index_read_at >= RECHECK_S:
+            with self._lock:
+                index.update(self.log.decision_index())  # decisions other processes logged meanwhile
+                self._index_read_at = time.monotonic()
+            found = index.get(decision_id)
+        return found
 
     def _outcome_keys(self) -> set[tuple[str, str]]:
         """``(decision_id, idempotency_key)`` of every stored outcome, loaded once."""
@@ -383,16 +403,14 @@ class Engine:
             if fresh:
                 self.log.append(fresh)
                 keys.update(batch_keys)
-        index = self._decision_index()
         for i, (decision_id, clean, key) in enumerate(parsed):
             if i not in results:
-                results[i] = self._classify(index, decision_id, clean, key, when)
+                results[i] = self._classify(decision_id, clean, key, when)
         return [results[i] for i in range(len(parsed))]
 
-    def _classify(self, index: dict[str, tuple[str, int]], decision_id: str, fields: dict[str, Any], key: str,
-                  when: int) -> ReportResult:
+    def _classify(self, decision_id: str, fields: dict[str, Any], key: str, when: int) -> ReportResult:
         """Tell the client now what the join will do with a stored outcome."""
-        found = index.get(decision_id)
+        found = self._find_decision(decision_id)
         if found is None:
             return ReportResult(decision_id, key, OutcomeStatus.DEAD_LETTER, "unknown decision")
         deployment, decided_at = found
