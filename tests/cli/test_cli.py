@@ -76,6 +76,9 @@ def test_apply_preview_stats_export(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert "created revision 1" in capsys.readouterr().out
     assert main(["deploy", "apply", str(file), "--home", str(home)]) == 0
     assert "unchanged at revision 1" in capsys.readouterr().out
+    assert main(["deploy", "list", "--home", str(home)]) == 0
+    listing = capsys.readouterr().out
+    assert "shop" in listing and "uniform" in listing and "click@1" in listing
     world = SyntheticBandit()
     with Engine(home) as engine:
         decisions = engine.decide_batch("shop", world.sample_contexts(40, np.random.default_rng(0)),
@@ -107,7 +110,6 @@ def test_apply_preview_stats_export(tmp_path: Path, capsys: pytest.CaptureFixtur
     [
         (["deploy", "apply", "missing.yaml"], "cannot read deployment file"),
         (["reward", "preview", "missing.yaml", "--events", "."], "missing.yaml"),
-        (["events", "export", "--format", "csv", "--out", "x"], "--format: 'csv' is not supported"),
         (["events", "export", "--out", "x", "--deployment", "nope"], "no rlops home folder at"),
         (["events", "stats"], "no rlops home folder at"),
         (["deploy", "apply", "[/x].yaml"], "cannot read deployment file [/x].yaml"),  # rich markup in a message
@@ -123,7 +125,7 @@ def test_errors_are_one_clear_line(args: list[str], message: str, tmp_path: Path
 
 
 @pytest.mark.parametrize("args", [["deploy", "apply"], ["deploy", "apply", "x.yaml", "--bogus"], ["nonsense"],
-                                  ["demo", "--decisions", "5"]])
+                                  ["demo", "--decisions", "5"], ["events", "export", "--format", "csv", "--out", "x"]])
 def test_usage_errors_exit_2_without_traceback(args: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     assert main(args) == 2
     captured = capsys.readouterr()

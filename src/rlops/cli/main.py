@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -27,6 +28,10 @@ app.add_typer(events_app, name="events")
 
 console = Console()
 errors = Console(stderr=True, soft_wrap=True)  # an error is one line, however long
+
+class ExportFormat(StrEnum):
+    PARQUET = "parquet"
+
 
 HomeOption = Annotated[
     Path | None,
@@ -125,11 +130,10 @@ def deploy_list(home: HomeOption = None) -> None:
     with Engine(_existing_home(home)) as engine:
         table = Table("deployment", "revision", "policy", "reward spec", "applied")
         for rev in engine.deployments():
-            spec = rev.spec
-            policy = spec["policy"].get("kind") or spec["policy"].get("path")
+            spec = engine.spec(rev.name)
             applied = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(rev.created_at))
-            table.add_row(rev.name, str(rev.revision), str(policy),
-                          f"{spec['reward']['name']}@{spec['reward']['version']}", applied)
+            table.add_row(rev.name, str(rev.revision), str(spec.policy.kind or spec.policy.path), spec.reward.ref,
+                          applied)
     console.print(table)
 
 
@@ -181,17 +185,14 @@ def events_stats(home: HomeOption = None) -> None:
 @events_app.command("export")
 def events_export(
     out: Annotated[Path, typer.Option("--out", help="Folder to write Parquet files into.")],
-    fmt: Annotated[str, typer.Option("--format", help="Output format (parquet).")] = "parquet",
+    fmt: Annotated[ExportFormat, typer.Option("--format", help="Output format.")] = ExportFormat.PARQUET,
     deployment: Annotated[str | None, typer.Option(help="Only this deployment.")] = None,
     home: HomeOption = None,
 ) -> None:
     """Write decisions, outcomes, joined interactions (per deployment) and dead letters as Parquet files."""
     from rlops.engine import Engine
     from rlops.engine.reports import export_parquet
-    from rlops.errors import ValidationError
 
-    if fmt != "parquet":
-        raise ValidationError("--format", f"{fmt!r} is not supported (supported: parquet)")
     with Engine(_existing_home(home)) as engine:
         written = export_parquet(engine, out, deployment=deployment)
     for path, rows in written:

@@ -101,7 +101,8 @@ class _Runtime:
         self.checked_at = time.monotonic()  # when the store was last asked for a newer revision
 
 
-def _now_us() -> int:
+def now_us() -> int:
+    """Microseconds since the epoch (UTC): the unit of every timestamp rlops stores."""
     return time.time_ns() // 1000
 
 
@@ -147,7 +148,7 @@ def _check_ts(ts: Any) -> int:
     if not isinstance(ts, int) or isinstance(ts, bool):
         raise ValidationError("outcome.ts", f"expected microseconds since the epoch as an integer, got "
                                             f"{type(ts).__name__}")
-    latest = _now_us() + MAX_CLOCK_AHEAD_US
+    latest = now_us() + MAX_CLOCK_AHEAD_US
     if not EARLIEST_TS <= ts <= latest:
         raise ValidationError("outcome.ts", f"{ts} is not between 2000-01-01 and one day from now "
                                             f"(microseconds since the epoch)")
@@ -285,7 +286,7 @@ class Engine:
         with runtime.lock:
             result = runtime.policy.act(batch, runtime.rng)
         latency_us = (time.perf_counter_ns() - started) // 1000 // len(valid)
-        ts = _now_us()
+        ts = now_us()
         version = runtime.revision.policy_version
         records, decisions = [], []
         chosen = result.action.tolist()  # one conversion per batch, not one numpy scalar per field
@@ -372,7 +373,7 @@ class Engine:
         """
         if not isinstance(outcomes, Sequence) or isinstance(outcomes, str | bytes) or not outcomes:
             raise ValidationError("outcomes", "expected a non-empty list of outcomes")
-        when = _now_us() if ts is None else _check_ts(ts)
+        when = now_us() if ts is None else _check_ts(ts)
         parsed: list[tuple[str, dict[str, Any], str]] = []
         for i, item in enumerate(outcomes):
             prefix = "outcome" if len(outcomes) == 1 else f"outcomes[{i}]"
@@ -445,17 +446,23 @@ class Engine:
         runtime = self._runtime(deployment)
         return join(self.log.read_decisions(), self.log.read_outcomes(), runtime.spec.reward,
                     deployment=deployment, window_seconds=runtime.spec.window_seconds,
-                    as_of_us=_now_us() if as_of_us is None else as_of_us, include_pending=include_pending)
+                    as_of_us=now_us() if as_of_us is None else as_of_us, include_pending=include_pending)
+
+    def join_all(self, names: Sequence[str] | None = None, *, as_of_us: int | None = None,
+                 include_pending: bool = False) -> dict[str, JoinResult]:
+        """Join several deployments (default: all), each under its own reward spec, reading the log once."""
+        chosen = list(self.store.names() if names is None else names)
+        specs = {name: self._runtime(name).spec for name in chosen}  # unknown names fail before any reading
+        decisions, outcomes = self.log.read_decisions(), self.log.read_outcomes()
+        now = now_us() if as_of_us is None else as_of_us
+        return {name: join(decisions, outcomes, spec.reward, deployment=name, window_seconds=spec.window_seconds,
+                           as_of_us=now, include_pending=include_pending)
+                for name, spec in specs.items()}
 
     def dead_letters(self, *, as_of_us: int | None = None) -> pa.Table:
         """Every dead-lettered outcome: each deployment's (under its own reward spec) and unknown decisions'."""
-        decisions, outcomes = self.log.read_decisions(), self.log.read_outcomes()
-        now = _now_us() if as_of_us is None else as_of_us
-        tables = [orphan_outcomes(decisions, outcomes)]
-        for name in self.store.names():
-            spec = self._runtime(name).spec
-            tables.append(join(decisions, outcomes, spec.reward, deployment=name,
-                               window_seconds=spec.window_seconds, as_of_us=now).dead_letters)
+        tables = [result.dead_letters for result in self.join_all(as_of_us=as_of_us).values()]
+        tables.append(orphan_outcomes(self.log.read_decisions(), self.log.read_outcomes()))
         return pa.concat_tables(tables).sort_by([("ts", "ascending")])
 
     def learn(self, deployment: str, *, include_pending: bool = False) -> int:

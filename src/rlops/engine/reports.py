@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import os
-import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from rlops.engine.engine import Engine
+from rlops.engine.engine import Engine, now_us
 from rlops.errors import StorageError
 from rlops.events.join import flatten_context, join
 from rlops.home import Home
@@ -31,22 +31,14 @@ class DeploymentStats:
     mean_reward: float | None
 
 
-def _now_us() -> int:
-    return time.time_ns() // 1000
-
-
 def deployment_stats(engine: Engine) -> tuple[list[DeploymentStats], str]:
     """One row per deployment (joined under its own reward spec, as of now) and a line about storage.
 
     ``joined`` counts decisions with a usable outcome, including those whose window is still open; ``pending``
     counts decisions still waiting for an outcome inside their window.
     """
-    decisions, outcomes = engine.log.read_decisions(), engine.log.read_outcomes()
     rows = []
-    for name in engine.store.names():
-        spec = engine.spec(name)
-        result = join(decisions, outcomes, spec.reward, deployment=name, window_seconds=spec.window_seconds,
-                      as_of_us=_now_us(), include_pending=True)
+    for name, result in engine.join_all(include_pending=True).items():
         s = result.stats
         rewards = np.asarray(result.interactions["reward"].to_numpy(), dtype=np.float64)
         n_outcomes = int(np.asarray(result.interactions["n_outcomes"].to_numpy()).sum()) if s.joined else 0
@@ -70,19 +62,12 @@ def export_parquet(engine: Engine, out: Path, deployment: str | None = None) -> 
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise StorageError(f"--out {out}: cannot create the folder: {e.strerror or e}") from e
+    joined = engine.join_all([deployment] if deployment else None, include_pending=True)
     decisions, outcomes = engine.log.read_decisions(), engine.log.read_outcomes()
-    names = [deployment] if deployment else engine.store.names()
     if deployment:
-        engine.spec(deployment)  # clear error for an unknown deployment
-        decisions_out = decisions.filter(np.asarray(decisions["deployment"].to_pylist()) == deployment)
-    else:
-        decisions_out = decisions
-    tables = [("decisions", decisions_out), ("outcomes", outcomes)]
-    for name in names:
-        spec = engine.spec(name)
-        result = join(decisions, outcomes, spec.reward, deployment=name, window_seconds=spec.window_seconds,
-                      as_of_us=_now_us(), include_pending=True)
-        tables.append((f"interactions-{name}", flatten_context(result.interactions)))
+        decisions = decisions.filter(pc.equal(decisions["deployment"], deployment))
+    tables = [("decisions", decisions), ("outcomes", outcomes)]
+    tables += [(f"interactions-{name}", flatten_context(result.interactions)) for name, result in joined.items()]
     tables.append(("dead_letters", engine.dead_letters()))
     written = []
     for stem, table in tables:
@@ -110,7 +95,7 @@ def preview_rewards(home: Home, spec: RewardSpec, deployment: str | None = None,
         if deployment:
             engine.spec(deployment)
         result = join(engine.log.read_decisions(), engine.log.read_outcomes(), spec, deployment=deployment,
-                      as_of_us=_now_us(), include_pending=True)
+                      as_of_us=now_us(), include_pending=True)  # a spec not (yet) in any deployment
     rewards = np.asarray(result.interactions["reward"].to_numpy(), dtype=np.float64)
     reasons = Counter(result.dead_letters["reason"].to_pylist())
     top = reasons.most_common(1)[0][0] if reasons else None
