@@ -26,6 +26,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from rlops.errors import ValidationError
 from rlops.events.records import DecisionRecord, Mode, OutcomeRecord
 
@@ -312,11 +314,15 @@ def scan_segment(data: bytes) -> SegmentScan:
 
 
 def decode_rows(payloads: Iterable[memoryview | bytes]) -> list[list[Any]]:
-    """Parse frame payloads into tagged rows, in order (one ``json.loads`` for all of them)."""
+    """Parse frame payloads into tagged rows, in order (one ``orjson.loads`` for all of them).
+
+    Reading uses orjson (several times faster than ``json`` on these payloads); writing keeps the standard
+    library's encoder because it refuses NaN and infinities, which orjson would silently write as ``null``.
+    """
     chunks = list(payloads)
     if not chunks:
         return []
-    batches: list[list[list[Any]]] = json.loads(b"[" + b",".join(chunks) + b"]")
+    batches: list[list[list[Any]]] = orjson.loads(b"[" + b",".join(chunks) + b"]")
     if len(batches) == 1:
         return batches[0]
     return [row for batch in batches for row in batch]
