@@ -8,7 +8,7 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from rlops.events.join import join, orphan_outcomes
+from rlops.events.join import DeadLetterReason, join, orphan_outcomes
 from rlops.events.records import DECISION_SCHEMA, OUTCOME_SCHEMA, Mode
 from rlops.rewards import RewardSpec
 
@@ -52,6 +52,7 @@ def test_outcome_inside_window_joins_and_late_one_is_dead_lettered() -> None:
     assert rewards(result) == {"d1": 3.0, "d2": 0.25}  # d2's only outcome was late: default reward
     assert result.dead_letters["decision_id"].to_pylist() == ["d2"]
     assert result.dead_letters["reason"][0].as_py().startswith("expired: arrived 61.000 s after the decision")
+    assert result.dead_letters["reason_code"].to_pylist() == [DeadLetterReason.EXPIRED]
     assert result.interactions["reward_source"].to_pylist() == ["outcome", "default"]
     assert result.stats.joined == 1 and result.stats.defaulted == 1 and result.stats.dead_letters == 1
 
@@ -76,6 +77,7 @@ def test_unknown_ids_are_dead_lettered_and_never_joined() -> None:
     o = outcomes(("nope", 1, {"value": 1.0}, "k1"), ("d1", 1, {"value": 1.0}, "k2"))
     for_all = join(d, o, spec(), deployment=None, as_of_us=NOW)
     assert for_all.dead_letters["reason"].to_pylist() == ["unknown decision"]
+    assert for_all.dead_letters["reason_code"].to_pylist() == [DeadLetterReason.UNKNOWN_DECISION]
     assert rewards(for_all) == {"d1": 1.0}
     assert join(d, o, spec(), deployment="d", as_of_us=NOW).stats.dead_letters == 0
     orphans = orphan_outcomes(d, o)
@@ -115,6 +117,7 @@ def test_unusable_fields_are_dead_lettered_with_reason() -> None:
     assert "missing field 'value'" in reasons["d1"]
     assert "value" in reasons["d2"]
     assert "above the maximum 10" in reasons["d3"]
+    assert set(result.dead_letters["reason_code"].to_pylist()) == {DeadLetterReason.UNUSABLE_FIELDS}
     assert rewards(result) == {}
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 import numpy as np
@@ -27,12 +28,31 @@ import pyarrow.compute as pc
 from rlops.events.records import TIMESTAMP, Mode
 from rlops.rewards import RewardSpec, aggregate
 
+
+class RewardSource(StrEnum):
+    """Where an interaction's reward came from."""
+
+    OUTCOME = "outcome"  # computed from the decision's outcomes
+    DEFAULT = "default"  # the spec's ``missing`` reward: no usable outcome inside the window
+
+
+class DeadLetterReason(StrEnum):
+    """Why an outcome could not count (the ``reason`` column says it in words, with the numbers)."""
+
+    UNKNOWN_DECISION = "unknown_decision"
+    SHADOW_DECISION = "shadow_decision"
+    BACKDATED = "backdated"  # dated more than the tolerated clock skew before its decision
+    EXPIRED = "expired"  # arrived after the attribution window
+    UNUSABLE_FIELDS = "unusable_fields"  # the reward spec could not compute a reward from it
+
+
 DEAD_LETTER_SCHEMA = pa.schema([
     ("decision_id", pa.string()),
     ("ts", TIMESTAMP),
     ("idempotency_key", pa.string()),
     ("fields", pa.string()),
     ("deployment", pa.string()),
+    ("reason_code", pa.string()),
     ("reason", pa.string()),
 ])
 
@@ -109,7 +129,7 @@ def join(
     seen: set[tuple[str, str]] = set()
     duplicates = 0
     considered = 0
-    dead: list[tuple[int, str | None, str]] = []  # (outcome row, deployment, reason)
+    dead: list[tuple[int, str | None, DeadLetterReason, str]] = []  # (outcome row, deployment, code, reason)
     usable: list[int] = []
     for j, (decision_id, key) in enumerate(zip(out_ids, out_keys, strict=True)):
         row = position.get(decision_id)
@@ -123,18 +143,20 @@ def join(
             continue
         seen.add((decision_id, key))
         if row is None:
-            dead.append((j, None, "unknown decision"))
+            dead.append((j, None, DeadLetterReason.UNKNOWN_DECISION, "unknown decision"))
             continue
         if mode_col[row] != Mode.SERVED:
-            dead.append((j, dep_col[row], "outcome for a shadow decision"))
+            dead.append((j, dep_col[row], DeadLetterReason.SHADOW_DECISION, "outcome for a shadow decision"))
             continue
         delay = int(out_ts[j] - dec_ts[row])
         if delay < -CLOCK_SKEW_US:
-            dead.append((j, dep_col[row], f"dated {-delay / 1e6:.3f} s before its decision (more than the "
+            dead.append((j, dep_col[row], DeadLetterReason.BACKDATED,
+                         f"dated {-delay / 1e6:.3f} s before its decision (more than the "
                                           f"{CLOCK_SKEW_US / 1e6:.0f} s of clock skew tolerated)"))
             continue
         if delay > window_us:
-            dead.append((j, dep_col[row], f"expired: arrived {delay / 1e6:.3f} s after the decision, "
+            dead.append((j, dep_col[row], DeadLetterReason.EXPIRED,
+                         f"expired: arrived {delay / 1e6:.3f} s after the decision, "
                                           f"the window is {window_us / 1e6:.3f} s"))
             continue
         usable.append(j)
@@ -147,7 +169,7 @@ def join(
     good = np.array([r is None for r in batch.reason], dtype=bool)
     for j, reason in zip(usable, batch.reason, strict=True):
         if reason is not None:
-            dead.append((j, dep_col[position[out_ids[j]]], reason))
+            dead.append((j, dep_col[position[out_ids[j]]], DeadLetterReason.UNUSABLE_FIELDS, reason))
     usable_arr = np.asarray(usable, dtype=np.int64)[good]
     groups = np.array([group_of[position[out_ids[j]]] for j in usable_arr], dtype=np.int64)
     n_groups = len(kept_rows)
@@ -158,7 +180,7 @@ def join(
     closed = dec_ts[kept_rows] + window_us <= as_of_us
     has = n_outcomes > 0
     reward = agg.copy()
-    source = np.where(has, "outcome", "default").astype(object)
+    source = np.where(has, RewardSource.OUTCOME.value, RewardSource.DEFAULT.value).astype(object)
     include = (has & closed) | (has & ~closed & include_pending)
     missing_closed = ~has & closed
     if spec.excludes_missing:
@@ -181,12 +203,13 @@ def join(
 
     dead.sort(key=lambda item: item[0])
     dead_table = pa.Table.from_pydict({
-        "decision_id": [out_ids[j] for j, _, _ in dead],
-        "ts": pa.array([int(out_ts[j]) for j, _, _ in dead], type=pa.int64()).cast(TIMESTAMP),
-        "idempotency_key": [out_keys[j] for j, _, _ in dead],
-        "fields": [out_fields[j] for j, _, _ in dead],
-        "deployment": [dep for _, dep, _ in dead],
-        "reason": [reason for _, _, reason in dead],
+        "decision_id": [out_ids[d[0]] for d in dead],
+        "ts": pa.array([int(out_ts[d[0]]) for d in dead], type=pa.int64()).cast(TIMESTAMP),
+        "idempotency_key": [out_keys[d[0]] for d in dead],
+        "fields": [out_fields[d[0]] for d in dead],
+        "deployment": [d[1] for d in dead],
+        "reason_code": [d[2].value for d in dead],
+        "reason": [d[3] for d in dead],
     }, schema=DEAD_LETTER_SCHEMA)
     stats = JoinStats(
         decisions=n_groups, outcomes=considered, duplicates=duplicates, dead_letters=len(dead),
@@ -210,7 +233,9 @@ def orphan_outcomes(decisions: pa.Table, outcomes: pa.Table) -> pa.Table:
         seen.add((decision_id, key))
         if decision_id not in known:
             for name, value in (("decision_id", decision_id), ("ts", int(ts[j])), ("idempotency_key", key),
-                                ("fields", fields), ("deployment", None), ("reason", "unknown decision")):
+                                ("fields", fields), ("deployment", None),
+                                ("reason_code", DeadLetterReason.UNKNOWN_DECISION.value),
+                                ("reason", "unknown decision")):
                 rows[name].append(value)
     rows["ts"] = pa.array(rows["ts"], type=pa.int64()).cast(TIMESTAMP)  # type: ignore[assignment]
     return pa.Table.from_pydict(rows, schema=DEAD_LETTER_SCHEMA)
