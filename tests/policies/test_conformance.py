@@ -96,7 +96,9 @@ def test_save_load_round_trip(case: tuple[str, object, object], tmp_path: Path) 
     assert content_hash(again) == content_hash(folder)
 
 
-def test_bad_context_is_rejected(case: tuple[str, object, object]) -> None:
+def test_bad_context_is_rejected_before_reaching_the_policy(case: tuple[str, object, object]) -> None:
+    """Policies never see raw input: every path in builds a PolicyInput from the policy's own schema, which refuses
+    a bad context with the field named (policies themselves assume a well-formed batch)."""
     _name, policy, _ = case
     schema = policy.schema  # type: ignore[attr-defined]
     first = schema.features[0]
