@@ -15,7 +15,7 @@ import yaml
 from rlops.cli.main import main
 from rlops.scenarios import SyntheticBandit
 
-COMMANDS = [[], ["init"], ["demo"], ["deploy"], ["deploy", "apply"], ["deploy", "list"], ["reward"],
+COMMANDS = [[], ["init"], ["demo"], ["serve"], ["deploy"], ["deploy", "apply"], ["deploy", "list"], ["reward"],
             ["reward", "preview"], ["events"], ["events", "stats"], ["events", "export"], ["events", "compact"]]
 
 

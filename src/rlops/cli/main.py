@@ -110,6 +110,22 @@ def demo(
                   f"(deployment 'demo'; try: rlops events stats --home {result.home})")
 
 
+@app.command()
+def serve(
+    home: HomeOption = None,
+    host: Annotated[str, typer.Option(help="Interface to bind (loopback by default).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port.")] = 8000,
+) -> None:
+    """Serve every deployment in the home folder over HTTP (decide, outcomes, decisions; OpenAPI at /docs)."""
+    import uvicorn
+
+    from rlops.service import ServiceSettings, create_app
+
+    settings = ServiceSettings.from_env(_existing_home(home).root, host=host, port=port)
+    console.print(f"serving {settings.home} on http://{settings.host}:{settings.port} (docs at /docs)")
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning")
+
+
 @deploy_app.command("apply")
 def deploy_apply(file: Annotated[Path, typer.Argument(help="Deployment YAML file.")], home: HomeOption = None) -> None:
     """Create or update a deployment from a YAML file (idempotent: an unchanged file makes no new revision)."""

@@ -30,7 +30,7 @@ import pyarrow.compute as pc
 
 from rlops.engine.deployment import DeploymentSpec
 from rlops.engine.store import DeploymentStore, Revision
-from rlops.errors import ConflictError, ValidationError
+from rlops.errors import ConflictError, NotFoundError, ValidationError
 from rlops.events import EventLog
 from rlops.events.ids import new_id
 from rlops.events.join import JoinResult, join, orphan_outcomes
@@ -318,6 +318,25 @@ class Engine:
         while len(self._contexts) > CONTEXT_CACHE:
             self._contexts.popitem(last=False)
         return decisions
+
+    def decision(self, decision_id: Any) -> dict[str, Any]:
+        """The logged record of one decision (context and candidate features as objects).
+
+        Reads the log: fine for inspecting a decision, not for a hot path.
+        """
+        decision_id = _check_id(decision_id, "decision_id")
+        table = self.log.read_decisions()
+        rows = table.filter(pc.equal(table["decision_id"], decision_id)).to_pylist()
+        if not rows:
+            raise NotFoundError(f"decision {decision_id!r} does not exist")
+        row = rows[0]
+        row["ts"] = row["ts"].isoformat()
+        row["context"] = json.loads(row["context"])
+        if row["candidate_features"] is not None:
+            row["candidate_features"] = json.loads(row["candidate_features"])
+        if row["action_index"] == -1:
+            row["action"] = json.loads(row["action"])
+        return row  # type: ignore[no-any-return]
 
     # ---- outcomes ---------------------------------------------------------------------------------------------
 

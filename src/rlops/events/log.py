@@ -191,6 +191,11 @@ class EventLog:
         with self._lock:
             self._raise_if_failed(seq)
 
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` has been called (appends then raise :class:`StorageError`)."""
+        return self._closed
+
     def rotate(self) -> None:
         """Seal the segment being written (a compaction may then take it); the next append starts a new one.
 

@@ -1,0 +1,159 @@
+"""The FastAPI app: routes translate HTTP to :class:`~rlops.engine.Engine` calls and back, and nothing more.
+
+Error mapping (every body is ``{"error": {"field", "rule", "message"}}``): invalid input 422, unknown deployment or
+decision 404, a conflict with stored state 409, a body over the limit 413, storage unavailable 503. Anything else
+is a bug: it is logged and answered with 500 without internals.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from rlops import __version__
+from rlops.engine import Engine, OutcomeStatus
+from rlops.errors import ConfigError, ConflictError, NotFoundError, RlopsError, StorageError, ValidationError
+from rlops.service.limits import BodySizeLimit
+from rlops.service.schemas import (
+    DecideBatchRequest,
+    DecideBatchResponse,
+    DecideRequest,
+    DecideResponse,
+    DeploymentInfo,
+    ErrorResponse,
+    OutcomeIn,
+    OutcomeResult,
+    OutcomesRequest,
+    OutcomesResponse,
+)
+from rlops.service.settings import ServiceSettings
+
+log = logging.getLogger("rlops.service")
+
+_STATUS = {ValidationError: 422, ConfigError: 422, NotFoundError: 404, ConflictError: 409, StorageError: 503}
+_ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorResponse} for code in (404, 413, 422)}
+
+
+def _error(status: int, rule: str, field: str | None = None) -> JSONResponse:
+    message = f"{field}: {rule}" if field else rule
+    return JSONResponse(status_code=status, content={"error": {"field": field, "rule": rule, "message": message}})
+
+
+def get_engine(request: Request) -> Engine:
+    engine: Engine = request.app.state.engine
+    return engine
+
+
+EngineDep = Annotated[Engine, Depends(get_engine)]
+
+
+def _info(engine: Engine, name: str) -> DeploymentInfo:
+    spec = engine.spec(name)
+    revision = engine.store.latest(name)
+    return DeploymentInfo(name=name, revision=revision.revision, policy_version=revision.policy_version,
+                          policy=str(spec.policy.kind or spec.policy.path), reward_spec=spec.reward.ref,
+                          action_space=spec.schema_.actions.type, actions=spec.schema_.action_names())
+
+
+def create_app(settings: ServiceSettings) -> FastAPI:
+    """Build the app for one home folder; the engine opens at start-up and closes (flushing) at shutdown."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.engine = Engine(settings.home, fsync=settings.fsync)
+        try:
+            yield
+        finally:
+            app.state.engine.close()
+
+    app = FastAPI(title="rlops decision service", version=__version__, lifespan=lifespan,
+                  description="Decide, report outcomes, and inspect deployments and decisions.")
+    app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
+
+    @app.exception_handler(RlopsError)
+    async def rlops_error(request: Request, exc: RlopsError) -> JSONResponse:
+        status = next((code for cls, code in _STATUS.items() if isinstance(exc, cls)), 400)
+        if isinstance(exc, ValidationError):
+            return _error(status, exc.rule, exc.field)
+        return _error(status, str(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def request_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "body"
+        return _error(422, str(first.get("msg", "invalid")), where)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        return _error(500, "internal error; the request was not completed")
+
+    def _check_batch(size: int, field: str) -> None:
+        if size > settings.max_batch:
+            raise ValidationError(field, f"{size} items is more than the limit of {settings.max_batch}")
+
+    @app.post("/v1/deployments/{deployment}/decide", response_model=DecideResponse, responses=_ERRORS)
+    def decide(deployment: str, body: DecideRequest, engine: EngineDep) -> DecideResponse:
+        """Choose an action; the decision is durably logged before the answer is sent."""
+        return DecideResponse.of(engine.decide(deployment, body.context, body.unit_id, body.actions))
+
+    @app.post("/v1/deployments/{deployment}/decide-batch", response_model=DecideBatchResponse, responses=_ERRORS)
+    def decide_batch(deployment: str, body: DecideBatchRequest, engine: EngineDep) -> DecideBatchResponse:
+        """Decide for several units at once; all are validated before any is logged."""
+        _check_batch(len(body.items), "items")
+        actions = [item.actions for item in body.items]
+        decisions = engine.decide_batch(deployment, [item.context for item in body.items],
+                                        [item.unit_id for item in body.items],
+                                        None if all(a is None for a in actions) else actions)
+        return DecideBatchResponse(decisions=[DecideResponse.of(d) for d in decisions])
+
+    @app.post("/v1/outcomes", response_model=OutcomesResponse, responses=_ERRORS)
+    def outcomes(body: OutcomesRequest | OutcomeIn, engine: EngineDep) -> OutcomesResponse:
+        """Report one outcome, or several as ``{"outcomes": [...]}``; says what was accepted, duplicated or
+        dead-lettered, and why."""
+        items = body.outcomes if isinstance(body, OutcomesRequest) else [body]
+        _check_batch(len(items), "outcomes")
+        results = engine.report_batch([item.model_dump() for item in items])
+        counts = Counter(r.status for r in results)
+        return OutcomesResponse(accepted=counts[OutcomeStatus.ACCEPTED], duplicates=counts[OutcomeStatus.DUPLICATE],
+                                dead_lettered=counts[OutcomeStatus.DEAD_LETTER],
+                                results=[OutcomeResult.of(r) for r in results])
+
+    @app.get("/v1/decisions/{decision_id}", responses=_ERRORS)
+    def decision(decision_id: str, engine: EngineDep) -> dict[str, Any]:
+        """The logged decision record."""
+        return engine.decision(decision_id)
+
+    @app.get("/v1/deployments", response_model=list[DeploymentInfo])
+    def deployments(engine: EngineDep) -> list[DeploymentInfo]:
+        return [_info(engine, name) for name in engine.store.names()]
+
+    @app.get("/v1/deployments/{deployment}", response_model=DeploymentInfo, responses=_ERRORS)
+    def deployment(deployment: str, engine: EngineDep) -> DeploymentInfo:
+        return _info(engine, deployment)
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, str]:
+        """The process is up."""
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    def readyz(engine: EngineDep) -> JSONResponse:
+        """Every deployment's policy loads and the event log is open for writing."""
+        try:
+            for name in engine.store.names():
+                engine.spec(name)
+        except RlopsError as e:
+            return JSONResponse(status_code=503, content={"status": "not ready", "reason": str(e)})
+        if engine.log.closed:
+            return JSONResponse(status_code=503, content={"status": "not ready", "reason": "event log closed"})
+        return JSONResponse(content={"status": "ready", "deployments": len(engine.store.names())})
+
+    return app

@@ -1,0 +1,92 @@
+"""Request and response bodies of the HTTP API (separate classes: what comes in is not what goes out)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from rlops.engine import Decision, OutcomeStatus, ReportResult
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DecideRequest(_Body):
+    """One decision: who it is about, what is known about them, and (for candidate spaces) the candidates."""
+
+    unit_id: str = Field(min_length=1, max_length=256, examples=["user-42"])
+    context: dict[str, Any] = Field(examples=[{"age": 34, "device": "mobile"}])
+    actions: list[dict[str, Any]] | None = Field(default=None, description="Per-request candidates "
+                                                 "[{'id': ..., 'features': {...}}] for candidate action spaces.")
+
+
+class DecideBatchRequest(_Body):
+    items: list[DecideRequest] = Field(min_length=1)
+
+
+class DecideResponse(BaseModel):
+    decision_id: str
+    action: str | list[float]
+    propensity: float
+    policy_version: str
+    probabilities: dict[str, float] | None = None
+
+    @classmethod
+    def of(cls, decision: Decision) -> DecideResponse:
+        return cls(decision_id=decision.decision_id, action=decision.action, propensity=decision.propensity,
+                   policy_version=decision.policy_version, probabilities=decision.probabilities)
+
+
+class DecideBatchResponse(BaseModel):
+    decisions: list[DecideResponse]
+
+
+class OutcomeIn(_Body):
+    decision_id: str = Field(min_length=1, max_length=256)
+    fields: dict[str, Any] = Field(examples=[{"clicked": True}])
+    idempotency_key: str | None = Field(default=None, min_length=1, max_length=256)
+
+
+class OutcomesRequest(_Body):
+    outcomes: list[OutcomeIn] = Field(min_length=1)
+
+
+class OutcomeResult(BaseModel):
+    decision_id: str
+    idempotency_key: str
+    status: OutcomeStatus
+    reason: str | None = None
+
+    @classmethod
+    def of(cls, result: ReportResult) -> OutcomeResult:
+        return cls(decision_id=result.decision_id, idempotency_key=result.idempotency_key, status=result.status,
+                   reason=result.reason)
+
+
+class OutcomesResponse(BaseModel):
+    accepted: int
+    duplicates: int
+    dead_lettered: int
+    results: list[OutcomeResult]
+
+
+class DeploymentInfo(BaseModel):
+    name: str
+    revision: int
+    policy_version: str
+    policy: str
+    reward_spec: str
+    action_space: str
+    actions: list[str]
+
+
+class ErrorDetail(BaseModel):
+    field: str | None = None
+    rule: str
+    message: str
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorDetail
