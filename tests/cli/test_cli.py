@@ -164,3 +164,18 @@ def test_export_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert main(["events", "export", "--out", str(blocker), "--home", str(home)]) == 1
     err = capsys.readouterr().err
     assert "--out" in err and "Traceback" not in err and blocker.read_text() == "keep me"
+
+
+def test_paths_with_markup_characters_and_a_broken_policy(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    home = tmp_path / "h[/]"
+    file = _deployment_files(tmp_path)
+    file.write_text(file.read_text().replace("kind: uniform", "kind: linucb"))
+    assert main(["deploy", "apply", str(file), "--home", str(home)]) == 0
+    assert main(["events", "stats", "--home", str(home)]) == 0
+    assert main(["events", "export", "--out", str(tmp_path / "o[/]"), "--home", str(home)]) == 0
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.out + captured.err
+    state = next((home / "deployments").rglob("state.npz"))
+    state.write_bytes(b"garbage")
+    assert main(["deploy", "list", "--home", str(home)]) == 0  # listing does not load policies
+    assert "shop" in capsys.readouterr().out

@@ -233,7 +233,7 @@ def test_bad_outcome_time_is_refused_and_the_log_stays_readable(engine: Engine, 
     assert engine.interactions("news", include_pending=True).stats.decisions == 1  # still readable
 
 
-@pytest.mark.parametrize("window", ["abc", -5, 0, float("nan"), True])
+@pytest.mark.parametrize("window", ["abc", -5, 0, float("nan"), True, "200000000d", 10**400, 1e13])
 def test_bad_window_is_refused_at_apply(engine: Engine, window: Any) -> None:
     with pytest.raises(ConfigError, match="window"):
         spec(window=window)
@@ -267,6 +267,14 @@ def test_concurrent_learning_learns_each_interaction_once(engine: Engine) -> Non
 
     decisions = engine.decide_batch("news", [USER] * 300, [f"u{i}" for i in range(300)])
     engine.report_batch([{"decision_id": d.decision_id, "fields": {"clicked": True}} for d in decisions])
+    policy = engine._runtime("news").policy
+    real_update = policy.update  # type: ignore[attr-defined]
+
+    def slow_update(batch: Any) -> None:  # widen the race: without the learn lock every thread would update
+        time.sleep(0.2)
+        real_update(batch)
+
+    policy.update = slow_update  # type: ignore[attr-defined]
     results: list[int] = []
     threads = [threading.Thread(target=lambda: results.append(engine.learn("news", include_pending=True)))
                for _ in range(4)]
@@ -319,3 +327,34 @@ def test_two_engines_on_one_home_see_each_others_work(tmp_path: Path) -> None:
         a.apply(spec(policy={"kind": "uniform"}))
         time.sleep(1.05)
         assert b.decide("news", USER, "u2").policy_version == "news@r2"
+
+
+def test_backdated_outcome_is_answered_as_the_join_will_treat_it(engine: Engine) -> None:
+    d = engine.decide("news", USER, "u")
+    two_minutes_earlier = time.time_ns() // 1000 - 120 * 10**6
+    result = engine.report(d.decision_id, {"clicked": True}, ts=two_minutes_earlier)
+    assert result.status is OutcomeStatus.DEAD_LETTER and "before its decision" in str(result.reason)
+    assert engine.interactions("news", include_pending=True).dead_letters["reason_code"].to_pylist() == [
+        "backdated"]
+
+
+def test_integers_beyond_float_precision_are_refused(tmp_path: Path) -> None:
+    schema = {"features": [{"name": "n", "type": "int"}], "actions": {"type": "discrete", "names": ["a", "b"]}}
+    with Engine(tmp_path / "home") as e:
+        e.apply(spec(name="ints", schema=schema, policy={"kind": "uniform"}))
+        for value in (10**400, 2**60, -(2**54)):
+            with pytest.raises(ValidationError, match=r"context\.n: integer of \d+ digits is too large"):
+                e.decide("ints", {"n": value}, "u")
+        assert e.decide("ints", {"n": 2**53}, "u").action in ("a", "b")
+        assert e.log.read_decisions()["context"].to_pylist() == ['{"n":9007199254740992}']
+
+
+def test_junk_ids_never_make_the_engine_reread_the_log(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    engine.decide("news", USER, "u")  # loads the index once
+    reads = []
+    real = engine.log.decision_index
+    monkeypatch.setattr(engine.log, "decision_index", lambda: reads.append(1) or real())
+    time.sleep(1.05)
+    for junk in ("nope", "x" * 200, "01ARZ3NDEKTSV4RRFFQ69G5FAV"):  # the last is a well-formed id from 2016
+        assert engine.report(junk, {"clicked": True}).reason == "unknown decision"
+    assert reads == []

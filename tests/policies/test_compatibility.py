@@ -50,6 +50,9 @@ def test_newer_format_is_refused_with_advice(tmp_path: Path) -> None:
     ({"format": "something-else"}, "format is not 'rlops.policy'"),
     ({"format_version": 0}, "format_version must be a positive integer"),
     ({"kind": "unicorn"}, "unknown policy kind 'unicorn'"),
+    ({"kind": []}, "kind must be a string and files a mapping"),
+    ({"files": "abc"}, "kind must be a string and files a mapping"),
+    ({"files": None}, "kind must be a string and files a mapping"),
 ])
 def test_bad_manifests_are_refused(tmp_path: Path, changes: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigError, match=message):

@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -60,7 +61,7 @@ def init(home: HomeOption = None) -> None:
     from rlops.engine import Engine
 
     with Engine(_home(home)) as engine:
-        console.print(f"rlops home ready at [bold]{engine.home.root}[/]")
+        console.print(f"rlops home ready at [bold]{escape(str(engine.home.root))}[/]")
 
 
 @app.command()
@@ -106,8 +107,9 @@ def demo(
     console.print(table)
     console.print(f"Duplicate outcomes sent {result.duplicates_sent}, recognised {result.duplicates_detected}; "
                   f"dead-lettered outcomes {result.dead_letters} (unknown decisions).")
-    console.print(f"Done in {result.seconds:.1f} s. Home folder: [bold]{result.home}[/] "
-                  f"(deployment 'demo'; try: rlops events stats --home {result.home})")
+    home_text = escape(str(result.home))
+    console.print(f"Done in {result.seconds:.1f} s. Home folder: [bold]{home_text}[/] "
+                  f"(deployment 'demo'; try: rlops events stats --home {home_text})")
 
 
 @app.command()
@@ -122,7 +124,7 @@ def serve(
     from rlops.service import ServiceSettings, create_app
 
     settings = ServiceSettings.from_env(_existing_home(home).root, host=host, port=port)
-    console.print(f"serving {settings.home} on http://{settings.host}:{settings.port} (docs at /docs)")
+    console.print(f"serving {escape(str(settings.home))} on http://{settings.host}:{settings.port} (docs at /docs)")
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning")
 
 
@@ -146,7 +148,7 @@ def deploy_list(home: HomeOption = None) -> None:
     with Engine(_existing_home(home)) as engine:
         table = Table("deployment", "revision", "policy", "reward spec", "applied")
         for rev in engine.deployments():
-            spec = engine.spec(rev.name)
+            spec = rev.deployment_spec()  # from the stored revision: listing never loads a policy
             applied = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(rev.created_at))
             table.add_row(rev.name, str(rev.revision), str(spec.policy.kind or spec.policy.path), spec.reward.ref,
                           applied)
@@ -168,7 +170,7 @@ def reward_preview(
     result = preview_rewards(_existing_home(events), reward, deployment=deployment, bins=bins)
     s = result.summary
     table = Table("count", "mean", "std", "min", "p5", "p25", "median", "p75", "p95", "max",
-                  title=f"rewards of {reward.ref} over {result.home}")
+                  title=f"rewards of {reward.ref} over {escape(str(result.home))}")
     table.add_row(f"{s.count:,}", *(f"{v:.4g}" for v in (s.mean, s.std, s.min, s.quantiles[0.05],
                                                           s.quantiles[0.25], s.quantiles[0.5], s.quantiles[0.75],
                                                           s.quantiles[0.95], s.max)))
@@ -177,7 +179,7 @@ def reward_preview(
         console.print(line, highlight=False)
     console.print(f"from outcomes: {result.from_outcomes:,}; default reward (no outcome in window): "
                   f"{result.defaulted:,}; dead-lettered under this spec: {result.dead_letters:,}"
-                  + (f" (most common: {result.top_reason})" if result.top_reason else ""))
+                  + (f" (most common: {escape(result.top_reason)})" if result.top_reason else ""))
 
 
 @events_app.command("stats")
@@ -189,7 +191,7 @@ def events_stats(home: HomeOption = None) -> None:
     with Engine(_existing_home(home)) as engine:
         rows, storage = deployment_stats(engine)
     table = Table("deployment", "decisions", "outcomes", "duplicates", "joined", "defaulted", "pending",
-                  "dead letters", "mean reward", title=f"event log at {_existing_home(home).events}")
+                  "dead letters", "mean reward", title=f"event log at {escape(str(_existing_home(home).events))}")
     for r in rows:
         table.add_row(r.deployment, f"{r.decisions:,}", f"{r.outcomes:,}", f"{r.duplicates:,}", f"{r.joined:,}",
                       f"{r.defaulted:,}", f"{r.pending:,}", f"{r.dead_letters:,}",
@@ -212,7 +214,7 @@ def events_export(
     with Engine(_existing_home(home)) as engine:
         written = export_parquet(engine, out, deployment=deployment)
     for path, rows in written:
-        console.print(f"{rows:>10,} rows  {path}")
+        console.print(f"{rows:>10,} rows  {escape(str(path))}")
 
 
 @events_app.command("compact")

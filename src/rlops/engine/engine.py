@@ -32,8 +32,8 @@ from rlops.engine.deployment import DeploymentSpec
 from rlops.engine.store import DeploymentStore, Revision
 from rlops.errors import ConflictError, NotFoundError, ValidationError
 from rlops.events import EventLog
-from rlops.events.ids import new_id
-from rlops.events.join import JoinResult, join, orphan_outcomes
+from rlops.events.ids import id_time_ms, looks_like_id, new_id
+from rlops.events.join import CLOCK_SKEW_US, JoinResult, join, orphan_outcomes
 from rlops.events.records import DecisionRecord, Mode, OutcomeRecord
 from rlops.home import Home
 from rlops.policies import BasePolicy, LearningBatch, PolicyInput, kinds, load_policy, save_policy
@@ -99,6 +99,11 @@ class _Runtime:
         self.learn_lock = threading.Lock()  # one learn() at a time, so nothing is learned twice
         self.learned: set[str] = set()
         self.checked_at = time.monotonic()  # when the store was last asked for a newer revision
+
+
+def _made_after(decision_id: str, wall_ms: int) -> bool:
+    """Whether ``decision_id`` looks like an rlops id minted after ``wall_ms`` (ms since the epoch)."""
+    return looks_like_id(decision_id) and id_time_ms(decision_id) > wall_ms
 
 
 def now_us() -> int:
@@ -178,6 +183,8 @@ class Engine:
         self._lock = threading.RLock()
         self._index: dict[str, tuple[str, int]] | None = None
         self._index_read_at = 0.0
+        self._index_read_wall_ms = 0  # ids made (by their embedded time) after this may be missing from the index
+        self._refresh_lock = threading.Lock()
         self._keys: set[tuple[str, str]] | None = None
         # Contexts of recent decisions, so reward specs that read context need no log scan at report time.
         self._contexts: OrderedDict[str, dict[str, Any]] = OrderedDict()
@@ -235,8 +242,7 @@ class Engine:
             # Another process (e.g. `rlops deploy apply`) may have made a newer revision: look, at most once a second.
             revision = self.store.latest(name)
             if runtime is None or revision.revision != runtime.revision.revision:
-                spec = DeploymentSpec.from_dict({k: v for k, v in revision.spec.items() if k != "policy_folder"})
-                runtime = _Runtime(revision, spec, load_policy(revision.spec["policy_folder"]))
+                runtime = _Runtime(revision, revision.deployment_spec(), load_policy(revision.spec["policy_folder"]))
                 self._runtimes[name] = runtime
             runtime.checked_at = now
         return runtime
@@ -344,20 +350,32 @@ class Engine:
         if self._index is None:
             with self._lock:
                 if self._index is None:
+                    self._index_read_wall_ms = time.time_ns() // 1_000_000 - 1000
                     self._index = self.log.decision_index()
                     self._index_read_at = time.monotonic()
         return self._index
 
     def _find_decision(self, decision_id: str) -> tuple[str, int] | None:
-        """Where and when a decision was made; re-reads the log (at most once a second) for ids made elsewhere."""
+        """Where and when a decision was made.
+
+        An id missing from this engine's index is looked up again in the log (decisions other processes logged),
+        but only if its embedded time is after the index was last read (older ids would be there already, and junk
+        ids never trigger a read), at most once a second, by one thread at a time, and without blocking decisions.
+        """
         index = self._decision_index()
         found = index.get(decision_id)
-        if found is None and time.monotonic() - self._index_read_at >= RECHECK_S:
-            with self._lock:
-                index.update(self.log.decision_index())  # decisions other processes logged meanwhile
-                self._index_read_at = time.monotonic()
-            found = index.get(decision_id)
-        return found
+        if found is not None or not _made_after(decision_id, self._index_read_wall_ms):
+            return found
+        if time.monotonic() - self._index_read_at < RECHECK_S or not self._refresh_lock.acquire(blocking=False):
+            return None
+        try:
+            started_wall_ms = time.time_ns() // 1_000_000
+            fresh = self.log.decision_index()  # a full read, outside the engine lock: decide never waits on it
+            index.update(fresh)
+            self._index_read_at, self._index_read_wall_ms = time.monotonic(), started_wall_ms - 1000
+        finally:
+            self._refresh_lock.release()
+        return index.get(decision_id)
 
     def _outcome_keys(self) -> set[tuple[str, str]]:
         """``(decision_id, idempotency_key)`` of every stored outcome, loaded once."""
@@ -435,6 +453,9 @@ class Engine:
             return ReportResult(decision_id, key, OutcomeStatus.DEAD_LETTER, "unknown decision")
         deployment, decided_at = found
         runtime = self._runtime(deployment)
+        if decided_at - when > CLOCK_SKEW_US:
+            return ReportResult(decision_id, key, OutcomeStatus.DEAD_LETTER,
+                                f"dated {(decided_at - when) / 1e6:.0f} s before its decision")
         if when - decided_at > runtime.window_us:
             late = (when - decided_at) / 1e6
             return ReportResult(decision_id, key, OutcomeStatus.DEAD_LETTER,

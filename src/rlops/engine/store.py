@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import Column, Integer, MetaData, String, Table, Text, create_engine, event, select
 from sqlalchemy.engine import Engine as SqlEngine
 
+from rlops.engine.deployment import DeploymentSpec
 from rlops.errors import NotFoundError
 
 _metadata = MetaData()
@@ -31,6 +32,10 @@ class Revision:
     spec_hash: str
     spec: dict[str, Any]
     created_at: int
+
+    def deployment_spec(self) -> DeploymentSpec:
+        """The revision's deployment spec (without loading its policy)."""
+        return DeploymentSpec.from_dict({k: v for k, v in self.spec.items() if k != "policy_folder"})
 
     @property
     def policy_version(self) -> str:

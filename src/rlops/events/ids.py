@@ -58,3 +58,11 @@ def id_time_ms(identifier: str) -> int:
     for ch in identifier[:10]:
         value = value * 32 + _ALPHABET.index(ch)
     return value
+
+
+_ALPHABET_SET = frozenset(_ALPHABET)
+
+
+def looks_like_id(text: str) -> bool:
+    """Whether ``text`` has the shape of an id made by :func:`new_id` (26 Crockford base32 characters)."""
+    return len(text) == 26 and _ALPHABET_SET.issuperset(text)

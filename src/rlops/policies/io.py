@@ -130,9 +130,12 @@ def load_policy(folder: str | Path) -> BasePolicy:
     folder = Path(folder)
     manifest = read_manifest(folder)
     kind = manifest.get("kind")
+    files = manifest.get("files", {})
+    if not isinstance(kind, str) or not isinstance(files, dict):
+        raise ConfigError(f"{folder / MANIFEST}: kind must be a string and files a mapping of name to hash")
     if kind not in _KINDS:
         raise ConfigError(f"{folder / MANIFEST}: kind: unknown policy kind {kind!r} (known: {sorted(_KINDS)})")
-    for name, expected in dict(manifest.get("files", {})).items():
+    for name, expected in files.items():
         path = folder / name
         if not path.is_file():
             raise ConfigError(f"{folder}: file {name} listed in the manifest is missing")

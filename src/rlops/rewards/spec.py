@@ -55,6 +55,10 @@ _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*([smhd]?)\s*$")
 
 
+#: Longest attribution window, seconds (10 years): longer ones overflow microsecond arithmetic and mean nothing.
+MAX_WINDOW_S = 10 * 365 * 86_400.0
+
+
 def parse_duration(value: float | str) -> float:
     """Parse an attribution window into seconds.
 
@@ -75,7 +79,11 @@ def parse_duration(value: float | str) -> float:
     if isinstance(value, bool):
         raise ValueError(f"expected seconds or a duration like '30s', '15m', '1h', '7d', got {value!r}")
     if isinstance(value, int | float):
-        seconds = float(value)
+        try:
+            seconds = float(value)
+        except OverflowError as e:
+            raise ValueError(f"must be at most {MAX_WINDOW_S:.0f} s (10 years), got a {len(str(value))}-digit "
+                             f"number") from e
     else:
         match = _DURATION.match(str(value))
         if match is None:
@@ -83,6 +91,8 @@ def parse_duration(value: float | str) -> float:
         seconds = float(match.group(1)) * _UNITS[match.group(2) or "s"]
     if not math.isfinite(seconds) or seconds <= 0:
         raise ValueError(f"must be a positive, finite duration, got {value!r}")
+    if seconds > MAX_WINDOW_S:
+        raise ValueError(f"must be at most {MAX_WINDOW_S:.0f} s (10 years), got {value!r}")
     return seconds
 
 

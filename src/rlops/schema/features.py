@@ -12,6 +12,8 @@ from rlops.errors import ValidationError
 
 #: Longest string accepted for a categorical value; longer ones are refused before anything is stored.
 MAX_STRING_LENGTH = 1024
+#: Largest integer an int feature may take: the encoded matrix is float64, which holds integers exactly up to 2**53.
+MAX_EXACT_INT = 2**53
 _NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
 
 
@@ -104,6 +106,8 @@ class IntFeature(_Feature):
     def validate_value(self, value: Any, path: str) -> int:
         if not isinstance(value, int) or isinstance(value, bool):
             raise ValidationError(path, f"expected an integer, got {type(value).__name__}")
+        if not -MAX_EXACT_INT <= value <= MAX_EXACT_INT:  # encoded as float64: beyond 2**53 it would change
+            raise ValidationError(path, f"integer of {len(str(abs(value)))} digits is too large (at most 2**53)")
         _check_bounds(path, value, self.min, self.max)
         return value
 
