@@ -179,3 +179,25 @@ def test_paths_with_markup_characters_and_a_broken_policy(tmp_path: Path, capsys
     state.write_bytes(b"garbage")
     assert main(["deploy", "list", "--home", str(home)]) == 0  # listing does not load policies
     assert "shop" in capsys.readouterr().out
+
+
+def test_export_of_one_deployment_holds_only_its_records(tmp_path: Path) -> None:
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    from rlops.engine import Engine
+
+    home = tmp_path / "home"
+    file = _deployment_files(tmp_path)
+    assert main(["deploy", "apply", str(file), "--home", str(home)]) == 0
+    file.write_text(file.read_text().replace("name: shop", "name: other"))
+    assert main(["deploy", "apply", str(file), "--home", str(home)]) == 0
+    contexts = SyntheticBandit().sample_contexts(6, np.random.default_rng(0))
+    with Engine(home) as engine:
+        for name, n in (("shop", 2), ("other", 4)):
+            ds = engine.decide_batch(name, contexts[:n], ["u"] * n)
+            engine.report_batch([{"decision_id": d.decision_id, "fields": {"clicked": True}} for d in ds])
+        engine.report("unknown-id", {"clicked": True})
+    assert main(["events", "export", "--out", str(tmp_path / "x"), "--deployment", "shop", "--home", str(home)]) == 0
+    rows = {p.stem: pq.read_table(p).num_rows for p in (tmp_path / "x").glob("*.parquet")}
+    assert rows == {"decisions": 2, "outcomes": 2, "interactions-shop": 2, "dead_letters": 0}

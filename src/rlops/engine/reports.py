@@ -64,11 +64,16 @@ def export_parquet(engine: Engine, out: Path, deployment: str | None = None) -> 
         raise StorageError(f"--out {out}: cannot create the folder: {e.strerror or e}") from e
     joined = engine.join_all([deployment] if deployment else None, include_pending=True)
     decisions, outcomes = engine.log.read_decisions(), engine.log.read_outcomes()
-    if deployment:
+    if deployment:  # only this deployment's records, and its own dead letters
         decisions = decisions.filter(pc.equal(decisions["deployment"], deployment))
+        ids = decisions["decision_id"].combine_chunks()
+        outcomes = outcomes.filter(pc.is_in(outcomes["decision_id"], value_set=ids))
+        dead_letters = joined[deployment].dead_letters
+    else:
+        dead_letters = engine.dead_letters()
     tables = [("decisions", decisions), ("outcomes", outcomes)]
     tables += [(f"interactions-{name}", flatten_context(result.interactions)) for name, result in joined.items()]
-    tables.append(("dead_letters", engine.dead_letters()))
+    tables.append(("dead_letters", dead_letters))
     written = []
     for stem, table in tables:
         path = out / f"{stem}.parquet"
