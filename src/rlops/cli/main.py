@@ -121,9 +121,10 @@ def serve(
     """Serve every deployment in the home folder over HTTP (decide, outcomes, decisions; OpenAPI at /docs)."""
     import uvicorn
 
-    from rlops.service import ServiceSettings, create_app
+    from rlops.service import ServiceSettings, configure_logging, create_app
 
     settings = ServiceSettings.from_env(_existing_home(home).root, host=host, port=port)
+    configure_logging()
     console.print(f"serving {escape(str(settings.home))} on http://{settings.host}:{settings.port} (docs at /docs)")
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning")
 

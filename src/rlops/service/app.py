@@ -15,12 +15,14 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from rlops import __version__
 from rlops.engine import Engine, OutcomeStatus
 from rlops.errors import ConfigError, ConflictError, NotFoundError, RlopsError, StorageError, ValidationError
+from rlops.monitoring import ServiceMetrics
 from rlops.service.limits import BodySizeLimit
+from rlops.service.observability import RequestContext
 from rlops.service.schemas import (
     DecideBatchRequest,
     DecideBatchResponse,
@@ -75,7 +77,10 @@ def create_app(settings: ServiceSettings) -> FastAPI:
 
     app = FastAPI(title="rlops decision service", version=__version__, lifespan=lifespan,
                   description="Decide, report outcomes, and inspect deployments and decisions.")
+    metrics = ServiceMetrics()
+    app.state.metrics = metrics
     app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
+    app.add_middleware(RequestContext, metrics=metrics)  # added last: outermost, so every answer has an id
 
     @app.exception_handler(RlopsError)
     async def rlops_error(request: Request, exc: RlopsError) -> JSONResponse:
@@ -102,7 +107,9 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     @app.post("/v1/deployments/{deployment}/decide", response_model=DecideResponse, responses=_ERRORS)
     def decide(deployment: str, body: DecideRequest, engine: EngineDep) -> DecideResponse:
         """Choose an action; the decision is durably logged before the answer is sent."""
-        return DecideResponse.of(engine.decide(deployment, body.context, body.unit_id, body.actions))
+        decision = engine.decide(deployment, body.context, body.unit_id, body.actions)
+        metrics.record_decisions([decision])
+        return DecideResponse.of(decision)
 
     @app.post("/v1/deployments/{deployment}/decide-batch", response_model=DecideBatchResponse, responses=_ERRORS)
     def decide_batch(deployment: str, body: DecideBatchRequest, engine: EngineDep) -> DecideBatchResponse:
@@ -112,6 +119,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         decisions = engine.decide_batch(deployment, [item.context for item in body.items],
                                         [item.unit_id for item in body.items],
                                         None if all(a is None for a in actions) else actions)
+        metrics.record_decisions(decisions)
         return DecideBatchResponse(decisions=[DecideResponse.of(d) for d in decisions])
 
     @app.post("/v1/outcomes", response_model=OutcomesResponse, responses=_ERRORS)
@@ -121,6 +129,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         items = body.outcomes if isinstance(body, OutcomesRequest) else [body]
         _check_batch(len(items), "outcomes")
         results = engine.report_batch([item.model_dump() for item in items])
+        metrics.record_outcomes(results)
         counts = Counter(r.status for r in results)
         return OutcomesResponse(accepted=counts[OutcomeStatus.ACCEPTED], duplicates=counts[OutcomeStatus.DUPLICATE],
                                 dead_lettered=counts[OutcomeStatus.DEAD_LETTER],
@@ -138,6 +147,11 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     @app.get("/v1/deployments/{deployment}", response_model=DeploymentInfo, responses=_ERRORS)
     def deployment(deployment: str, engine: EngineDep) -> DeploymentInfo:
         return _info(engine, deployment)
+
+    @app.get("/metrics", response_class=Response)
+    def prometheus() -> Response:
+        """Prometheus text exposition: decisions, outcomes, policy and request latency."""
+        return Response(content=metrics.exposition(), media_type=metrics.content_type)
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:
