@@ -33,6 +33,14 @@ def test_fast_demo_end_to_end_as_a_real_process(tmp_path: Path) -> None:
                           timeout=300, env={**os.environ, "COLUMNS": "200"})
     assert proc.returncode == 0, proc.stderr
     assert "LinUCB" in proc.stdout and "optimum" in proc.stdout
+    assert "Over HTTP" in proc.stdout and "decisions/s" in proc.stdout
+    # the real service ran as its own process and logged one JSON line per request, each with a request id
+    import json
+
+    lines = [json.loads(line) for line in (home / "logs" / "service.log").read_text().splitlines()
+             if line.startswith("{")]
+    decides = [ln for ln in lines if ln.get("route") == "/v1/deployments/{deployment}/decide"]
+    assert len(decides) == 2000 and all(ln["status"] == 200 and len(ln["request_id"]) == 32 for ln in decides)
     # the home folder is left holding the deployment 'demo', with its events
     assert main(["events", "stats", "--home", str(home)]) == 0
     from rlops.engine import Engine

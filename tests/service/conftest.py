@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 
 from rlops.engine import DeploymentSpec, Engine
 from rlops.scenarios import SyntheticBandit
-from rlops.service import ServiceSettings, create_app
+from rlops.service import ServiceSettings
+from rlops.service.runner import BackgroundServer
 
 REWARD = {"name": "click", "version": 1, "expression": "1 if clicked else 0", "fields": {"clicked": {}},
           "window": "1h", "missing": 0.0}
@@ -31,19 +29,8 @@ def home(tmp_path: Path) -> Path:
 @pytest.fixture
 def server(home: Path) -> Iterator[str]:
     settings = ServiceSettings(home=home, port=0, max_body_bytes=64 * 1024, max_batch=50)
-    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=0, log_level="warning")
-    srv = uvicorn.Server(config)
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not srv.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the test server did not start")
-        time.sleep(0.02)
-    port = srv.servers[0].sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    thread.join(timeout=20)
+    with BackgroundServer(settings) as url:
+        yield url
 
 
 @pytest.fixture

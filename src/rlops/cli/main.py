@@ -71,11 +71,13 @@ def demo(
     decisions: Annotated[int | None, typer.Option(help="Decisions per policy (overrides --fast).", min=100)] = None,
     seed: Annotated[int, typer.Option(help="Seed for the synthetic users and their clicks.")] = 0,
 ) -> None:
-    """Run the whole in-process loop on a built-in contextual bandit and compare policies with the optimum.
+    """Run the loop on a built-in contextual bandit and compare policies with the optimum.
 
-    A uniform-random logging policy and an online LinUCB policy each serve synthetic users; every decision and
-    outcome goes through the durable event log, rewards are joined under a reward spec, and the table compares
-    each policy's click rate with the best achievable. The home folder keeps the deployment 'demo' afterwards.
+    The real HTTP service starts on a free loopback port and simulated applications get decisions from a
+    uniform-random logging policy and report outcomes over HTTP; then an online LinUCB policy serves and learns in
+    process. Every decision and outcome goes through the durable event log, rewards are joined under a reward
+    spec, and the table compares each policy's click rate with the best achievable, next to the HTTP throughput
+    and latency. The home folder keeps the deployment 'demo' afterwards.
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
@@ -105,6 +107,10 @@ def demo(
     table.add_row("optimum", "best per user", "", "", "", f"{result.optimum:.4f}",
                   f"{result.optimum:.4f}", "100.0%", style="dim")
     console.print(table)
+    h = result.http
+    console.print(f"Over HTTP ({escape(h.url)}, {h.clients} client threads, durable logging): {h.decisions:,} "
+                  f"decisions and {h.requests:,} requests in {h.seconds:.1f} s = {h.decisions_per_second:,.0f} "
+                  f"decisions/s; decide latency p50 {h.decide_p50_ms:.2f} ms, p99 {h.decide_p99_ms:.2f} ms.")
     console.print(f"Duplicate outcomes sent {result.duplicates_sent}, recognised {result.duplicates_detected}; "
                   f"dead-lettered outcomes {result.dead_letters} (unknown decisions).")
     home_text = escape(str(result.home))

@@ -1,0 +1,5 @@
+"""``python -m rlops`` is the ``rlops`` command."""
+
+from rlops.cli.main import run
+
+run()
