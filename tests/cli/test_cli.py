@@ -53,9 +53,11 @@ def test_fast_demo_end_to_end_as_a_real_process(tmp_path: Path) -> None:
         assert "sent 4, recognised 4" in proc.stdout
         assert engine.log.read_outcomes().num_rows == 4000 + 3  # + 3 outcomes for unknown decisions
         assert engine.dead_letters()["reason"].to_pylist() == ["unknown decision"] * 3
-        # LinUCB beats the uniform logging policy on observed clicks
+        # once it has learned, LinUCB beats the uniform logging policy on observed clicks: its last 500 decisions
+        # (expected ~0.53 against ~0.29; the standard error of either mean is about 0.02)
         logged = engine.interactions("demo-logging", include_pending=True).interactions["reward"].to_numpy()
-        assert joined.interactions["reward"].to_numpy().mean() > logged.mean() + 0.1
+        learned = joined.interactions.sort_by("decision_id")["reward"].to_numpy()[-500:]
+        assert learned.mean() > logged.mean() + 0.15
     # a second run into the same folder refuses rather than mixing numbers
     again = subprocess.run([str(exe), "demo", "--fast", "--home", str(home)], capture_output=True, text=True,
                            timeout=120)
