@@ -108,3 +108,12 @@ def test_oversized_bodies_are_413(client: httpx.Client, home: Path) -> None:
                            headers={"content-type": "application/json"})
     assert streamed.status_code == 413
     assert stored(home) == (0, 0)
+
+
+def test_broken_policy_files_are_503_not_a_client_error(server: str, home: Path) -> None:
+    state = next((home / "deployments").rglob("state.npz"))
+    state.write_bytes(b"corrupted on disk")
+    with httpx.Client(base_url=server, timeout=10) as client:  # nothing served yet: the first decide loads it
+        r = client.post("/v1/deployments/news/decide", json={"unit_id": "u", "context": USER})
+        assert r.status_code == 503 and "does not match its hash" in r.json()["error"]["message"]
+        assert client.get("/readyz").status_code == 503

@@ -1,7 +1,8 @@
 """The FastAPI app: routes translate HTTP to :class:`~rlops.engine.Engine` calls and back, and nothing more.
 
 Error mapping (every body is ``{"error": {"field", "rule", "message"}}``): invalid input 422, unknown deployment or
-decision 404, a conflict with stored state 409, a body over the limit 413, storage unavailable 503. Anything else
+decision 404, a conflict with stored state 409, a body over the limit 413, storage or a deployment's files unusable
+503. Anything else
 is a bug: it is logged and answered with 500 without internals.
 """
 
@@ -39,7 +40,8 @@ from rlops.service.settings import ServiceSettings
 
 log = logging.getLogger("rlops.service")
 
-_STATUS = {ValidationError: 422, ConfigError: 422, NotFoundError: 404, ConflictError: 409, StorageError: 503}
+# A ConfigError here comes from the server's own files (a broken policy folder), never from the request: 503.
+_STATUS = {ValidationError: 422, NotFoundError: 404, ConflictError: 409, ConfigError: 503, StorageError: 503}
 _ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorResponse} for code in (404, 413, 422)}
 
 
