@@ -408,7 +408,7 @@ def test_empty_batch() -> None:
     assert batch.reward.shape == (0,) and batch.reason == []
 
 
-def test_aggregate_and_fill_missing() -> None:
+def test_aggregate_uses_the_specs_aggregation() -> None:
     rewards = np.array([1.0, 2.0, 4.0])
     group = np.array([0, 0, 2])
     ts = np.array([5, 1, 0])
@@ -416,11 +416,6 @@ def test_aggregate_and_fill_missing() -> None:
     assert make(aggregation="first").aggregate(rewards, group, ts, 3)[0] == 2.0
     assert make(aggregation="last").aggregate(rewards, group, ts, 3)[0] == 1.0
     assert make(aggregation="max").aggregate(rewards, group, ts, 3)[0] == 2.0
-    aggregated = np.array([3.0, np.nan, 4.0])
-    assert make(missing=-1).fill_missing(aggregated).tolist() == [3.0, -1.0, 4.0]
-    excluded = make(missing="exclude").fill_missing(aggregated)
-    assert excluded[0] == 3.0 and np.isnan(excluded[1])
-    assert np.isnan(aggregated[1])  # the input is not changed
 
 
 # ---- batch and single computation agree ----------------------------------------------------------------------

@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from rlops.events.records import TIMESTAMP, Mode
-from rlops.rewards import RewardSpec, aggregate
+from rlops.rewards import RewardSpec
 
 
 class RewardSource(StrEnum):
@@ -173,7 +173,7 @@ def join(
     usable_arr = np.asarray(usable, dtype=np.int64)[good]
     groups = np.array([group_of[position[out_ids[j]]] for j in usable_arr], dtype=np.int64)
     n_groups = len(kept_rows)
-    agg = aggregate(batch.reward[good], groups, out_ts[usable_arr], n_groups, spec.aggregation)
+    agg = spec.aggregate(batch.reward[good], groups, out_ts[usable_arr], n_groups)
     n_outcomes = np.bincount(groups, minlength=n_groups).astype(np.int64)
 
     # ---- per decision: joined, defaulted, excluded or pending ----

@@ -459,14 +459,6 @@ class RewardSpec(BaseModel):
         """
         return aggregate(rewards, group, ts, n_groups, self.aggregation)
 
-    def fill_missing(self, aggregated: np.ndarray) -> np.ndarray:
-        """Apply the ``missing`` rule to aggregated rewards: NaN becomes :attr:`missing_reward`, or stays NaN (to be
-        excluded) when the spec says ``exclude``. Returns a new float64 array."""
-        out = np.array(aggregated, dtype=np.float64, copy=True)
-        if self.missing_reward is not None:
-            out[np.isnan(out)] = self.missing_reward
-        return out
-
 
 __all__ = ["NAME_PATTERN", "Aggregation", "Bounds", "BoundsMode", "FieldSpec", "RewardBatch", "RewardSpec",
            "parse_duration"]
