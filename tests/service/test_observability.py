@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 
 import httpx
 import pytest
@@ -57,8 +58,11 @@ def test_access_log_lines_are_json_with_the_request_id(client: httpx.Client,
     with caplog.at_level(logging.INFO, logger="rlops.service.access"):
         client.post("/v1/deployments/news/decide", json={"unit_id": "u", "context": USER},
                     headers={"X-Request-ID": "req-42"})
-    records = [r for r in caplog.records if r.name == "rlops.service.access"]
-    assert records
+        # The line is written after the response has gone out, on the server's thread: wait for it, briefly.
+        deadline = time.monotonic() + 5
+        while not (records := [r for r in caplog.records if r.name == "rlops.service.access"]):
+            assert time.monotonic() < deadline, "no access-log line within 5 s"
+            time.sleep(0.01)
     line = json.loads(JSONFormatter().format(records[-1]))
     assert line["request_id"] == "req-42" and line["status"] == 200
     assert line["route"] == "/v1/deployments/{deployment}/decide" and line["duration_ms"] > 0
