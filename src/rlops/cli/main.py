@@ -9,17 +9,16 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
 from rlops import __version__
+from rlops.cli.common import HomeOption, app, console, errors
+from rlops.cli.common import existing_home as _existing_home
+from rlops.cli.common import home_folder as _home
 from rlops.errors import RlopsError
-from rlops.home import Home
 
-app = typer.Typer(help="rlops: take reinforcement-learning policies to production and keep them healthy there.",
-                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
 deploy_app = typer.Typer(help="Create and inspect deployments.", no_args_is_help=True)
 reward_app = typer.Typer(help="Reward specs: see what a reward definition does before using it.", no_args_is_help=True)
 events_app = typer.Typer(help="The event log: statistics, export, compaction.", no_args_is_help=True)
@@ -27,26 +26,9 @@ app.add_typer(deploy_app, name="deploy")
 app.add_typer(reward_app, name="reward")
 app.add_typer(events_app, name="events")
 
-console = Console()
-errors = Console(stderr=True, soft_wrap=True)  # an error is one line, however long
 
 class ExportFormat(StrEnum):
     PARQUET = "parquet"
-
-
-HomeOption = Annotated[
-    Path | None,
-    typer.Option("--home", help="Home folder (default: $RLOPS_HOME, else ./.rlops).", show_default=False),
-]
-
-
-def _home(path: Path | None) -> Home:
-    return Home.resolve(path)
-
-
-def _existing_home(path: Path | None) -> Home:
-    """The home folder of a read-only command: it must exist (a typo must not create an empty one)."""
-    return Home.resolve(path).require()
 
 
 @app.command()
