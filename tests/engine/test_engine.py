@@ -352,9 +352,22 @@ def test_integers_beyond_float_precision_are_refused(tmp_path: Path) -> None:
 def test_junk_ids_never_make_the_engine_reread_the_log(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
     engine.decide("news", USER, "u")  # loads the index once
     reads = []
-    real = engine.log.decision_index
-    monkeypatch.setattr(engine.log, "decision_index", lambda: reads.append(1) or real())
+    real = engine.log.update_decision_index
+    monkeypatch.setattr(engine.log, "update_decision_index", lambda *a: reads.append(1) or real(*a))
     time.sleep(1.05)
     for junk in ("nope", "x" * 200, "01ARZ3NDEKTSV4RRFFQ69G5FAV"):  # the last is a well-formed id from 2016
         assert engine.report(junk, {"clicked": True}).reason == "unknown decision"
     assert reads == []
+
+
+def test_streams_make_independent_random_draws(tmp_path: Path) -> None:
+    """Workers sharing a home pass different streams; without one, two engines would draw the same actions."""
+
+    def actions(stream: int | None, folder: str) -> list[int]:
+        with Engine(tmp_path / folder, stream=stream) as e:
+            e.apply(spec(policy={"kind": "uniform"}))
+            return [e.decide("news", USER, f"u{i}").action_index for i in range(40)]
+
+    assert actions(None, "a") == actions(None, "b")  # same seed and revision: the same stream, reproducibly
+    assert actions(7, "c") == actions(7, "d")
+    assert actions(7, "e") != actions(8, "f") != actions(None, "g")

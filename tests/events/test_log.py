@@ -30,6 +30,8 @@ from rlops.events import (
 )
 from rlops.events import compaction as compaction_module
 from rlops.events import frames as frames_module
+from rlops.events import log as log_module
+from rlops.events.log import IndexCursor
 from rlops.events.frames import HEADER_SIZE, MAGIC, encode_batch
 
 WRITER = Path(__file__).with_name("writer_proc.py")
@@ -156,6 +158,34 @@ def test_index_and_keys_cover_segments_and_parquet(tmp_path: Path) -> None:
         assert log.decision_index() == {"d-00001": ("a", 1_700_000_000_000_001),
                                         "d-00002": ("b", 1_700_000_000_000_002)}
         assert log.seen_outcome_keys() == {"k-1", "k-2", "k-3"}
+
+
+def test_incremental_index_reads_only_what_is_new_and_matches_a_full_read(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    a, b = EventLog(tmp_path / "ev"), EventLog(tmp_path / "ev")
+    index: dict[str, tuple[str, int]] = {}
+    cursor = IndexCursor()
+    a.append([discrete(1, "a")])
+    assert a.update_decision_index(index, cursor) == 1
+    b.append([discrete(2, "b")])
+    a.append([discrete(3, "a"), outcome(3, "d-00003")])
+    bytes_read: list[int] = []
+    real = log_module.read_segment
+    monkeypatch.setattr(log_module, "read_segment",
+                        lambda path, offset=0: (lambda d: bytes_read.append(len(d or b"")) or d)(real(path, offset)))
+    assert a.update_decision_index(index, cursor) == 2
+    # Writer a's segment is read from where the last update stopped: its first frame is not read again.
+    assert sum(bytes_read) < sum(p.stat().st_size for p in segments(tmp_path / "ev"))
+    assert a.update_decision_index(index, cursor) == 0  # nothing new: nothing added
+    b.rotate()
+    a.rotate()
+    assert a.compact().segments == 2  # both now Parquet parts, already indexed from their segments
+    b.append([discrete(4, "b")])
+    assert a.update_decision_index(index, cursor) == 1
+    assert index == a.decision_index()
+    assert len(index) == 4
+    a.close()
+    b.close()
 
 
 def test_several_instances_share_a_folder(tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ import sys
 import time
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -18,6 +18,9 @@ from rlops.cli.common import HomeOption, app, console, errors
 from rlops.cli.common import existing_home as _existing_home
 from rlops.cli.common import home_folder as _home
 from rlops.errors import RlopsError
+
+if TYPE_CHECKING:
+    from rlops.service import ServiceSettings
 
 deploy_app = typer.Typer(help="Create and inspect deployments.", no_args_is_help=True)
 reward_app = typer.Typer(help="Reward specs: see what a reward definition does before using it.", no_args_is_help=True)
@@ -104,17 +107,49 @@ def demo(
 def serve(
     home: HomeOption = None,
     host: Annotated[str, typer.Option(help="Interface to bind (loopback by default).")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port.")] = 8000,
+    port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port (0 picks a free one).")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="Server processes sharing the port and the home "
+                                                             "folder's event log.")] = 1,
 ) -> None:
     """Serve every deployment in the home folder over HTTP (decide, outcomes, decisions; OpenAPI at /docs)."""
     import uvicorn
 
     from rlops.service import ServiceSettings, configure_logging, create_app
 
-    settings = ServiceSettings.from_env(_existing_home(home).root, host=host, port=port)
+    settings = ServiceSettings.from_env(_existing_home(home).root, host=host, port=port, workers=workers)
     configure_logging()
-    console.print(f"serving {escape(str(settings.home))} on http://{settings.host}:{settings.port} (docs at /docs)")
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning")
+    if settings.workers == 1:
+        console.print(f"serving {escape(str(settings.home))} on http://{settings.host}:{settings.port} "
+                      "(docs at /docs)")
+        uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning")
+        return
+    _serve_workers(settings)
+
+
+def _serve_workers(settings: ServiceSettings) -> None:
+    """Bind the port here, then run ``settings.workers`` processes on it (uvicorn's supervisor restarts any that
+    die). Each rebuilds its settings from ``RLOPS_*`` variables; their metrics meet in a shared folder."""
+    import os
+    import shutil
+
+    import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    shared = settings.home / "run" / f"metrics-{os.getpid()}"
+    shutil.rmtree(shared, ignore_errors=True)
+    shared.mkdir(parents=True)
+    config = uvicorn.Config("rlops.service.app:app_from_env", factory=True, host=settings.host, port=settings.port,
+                            workers=settings.workers, log_level="warning")
+    sock = config.bind_socket()
+    bound = settings.model_copy(update={"port": sock.getsockname()[1]})
+    os.environ.update({**bound.to_env(), "PROMETHEUS_MULTIPROC_DIR": str(shared)})
+    console.print(f"serving {escape(str(settings.home))} on http://{bound.host}:{bound.port} with "
+                  f"{settings.workers} worker processes (docs at /docs)")
+    try:
+        Multiprocess(config, sockets=[sock]).run()
+    finally:
+        sock.close()
+        shutil.rmtree(shared, ignore_errors=True)
 
 
 @deploy_app.command("apply")

@@ -34,6 +34,7 @@ from rlops.errors import ConflictError, NotFoundError, ValidationError
 from rlops.events import EventLog
 from rlops.events.ids import id_time_ms, looks_like_id, new_id
 from rlops.events.join import CLOCK_SKEW_US, JoinResult, join, orphan_outcomes
+from rlops.events.log import IndexCursor
 from rlops.events.records import DecisionRecord, Mode, OutcomeRecord
 from rlops.home import Home
 from rlops.policies import BasePolicy, LearningBatch, PolicyInput, kinds, load_policy, save_policy
@@ -91,9 +92,9 @@ class ApplyResult:
 class _Runtime:
     """A loaded deployment: its revision, policy and random stream. Decisions hold ``lock`` while acting."""
 
-    def __init__(self, revision: Revision, spec: DeploymentSpec, policy: BasePolicy) -> None:
+    def __init__(self, revision: Revision, spec: DeploymentSpec, policy: BasePolicy, stream: int | None) -> None:
         self.revision, self.spec, self.policy = revision, spec, policy
-        self.rng = np.random.default_rng([spec.seed, revision.revision])
+        self.rng = np.random.default_rng([spec.seed, revision.revision, *(() if stream is None else (stream,))])
         self.window_us = int(spec.window_seconds * 1e6)
         self.lock = threading.Lock()  # held while the policy acts or updates
         self.learn_lock = threading.Lock()  # one learn() at a time, so nothing is learned twice
@@ -173,16 +174,21 @@ class Engine:
         home: the home folder (default ``$RLOPS_HOME``, else ``./.rlops``).
         fsync: ``True`` (default) makes every acknowledged write survive a power cut (group-committed fsync);
             ``False`` still survives a crash of this process (the data is in the kernel) but not of the machine.
+        stream: an extra word for every deployment's random stream, seeded ``(seed, revision[, stream])``. Several
+            processes serving one home folder must each pass a different value (``rlops serve --workers`` uses the
+            process id), or they would all draw the same "random" actions. ``None`` (default): one process.
     """
 
-    def __init__(self, home: str | Path | Home | None = None, *, fsync: bool = True) -> None:
+    def __init__(self, home: str | Path | Home | None = None, *, fsync: bool = True,
+                 stream: int | None = None) -> None:
         self.home = (home if isinstance(home, Home) else Home.resolve(home)).ensure()
+        self.stream = stream
         self.store = DeploymentStore(f"sqlite:///{self.home.meta_db}")
         self.log = EventLog(self.home.events, fsync=fsync)
         self._runtimes: dict[str, _Runtime] = {}
         self._lock = threading.RLock()
         self._index: dict[str, tuple[str, int]] | None = None
-        self._index_read_at = 0.0
+        self._cursor = IndexCursor()
         self._index_read_wall_ms = 0  # ids made (by their embedded time) after this may be missing from the index
         self._refresh_lock = threading.Lock()
         self._keys: set[tuple[str, str]] | None = None
@@ -242,7 +248,8 @@ class Engine:
             # Another process (e.g. `rlops deploy apply`) may have made a newer revision: look, at most once a second.
             revision = self.store.latest(name)
             if runtime is None or revision.revision != runtime.revision.revision:
-                runtime = _Runtime(revision, revision.deployment_spec(), load_policy(revision.spec["policy_folder"]))
+                runtime = _Runtime(revision, revision.deployment_spec(), load_policy(revision.spec["policy_folder"]),
+                                   self.stream)
                 self._runtimes[name] = runtime
             runtime.checked_at = now
         return runtime
@@ -350,32 +357,32 @@ class Engine:
         if self._index is None:
             with self._lock:
                 if self._index is None:
+                    index: dict[str, tuple[str, int]] = {}
                     self._index_read_wall_ms = time.time_ns() // 1_000_000 - 1000
-                    self._index = self.log.decision_index()
-                    self._index_read_at = time.monotonic()
+                    self.log.update_decision_index(index, self._cursor)
+                    self._index = index
         return self._index
 
     def _find_decision(self, decision_id: str) -> tuple[str, int] | None:
         """Where and when a decision was made.
 
-        An id missing from this engine's index is looked up again in the log (decisions other processes logged),
-        but only if its embedded time is after the index was last read (older ids would be there already, and junk
-        ids never trigger a read), at most once a second, by one thread at a time, and without blocking decisions.
+        An id missing from this engine's index is looked for in what the log gained since the index was last
+        brought up to date (decisions other processes logged: a worker answering an outcome for another
+        worker's decision of a moment ago), but only if its embedded time is after that update: older ids would
+        be there already, and junk ids never trigger a read. Each update reads only the bytes written since.
         """
         index = self._decision_index()
         found = index.get(decision_id)
         if found is not None or not _made_after(decision_id, self._index_read_wall_ms):
             return found
-        if time.monotonic() - self._index_read_at < RECHECK_S or not self._refresh_lock.acquire(blocking=False):
-            return None
-        try:
-            started_wall_ms = time.time_ns() // 1_000_000
-            fresh = self.log.decision_index()  # a full read, outside the engine lock: decide never waits on it
-            index.update(fresh)
-            self._index_read_at, self._index_read_wall_ms = time.monotonic(), started_wall_ms - 1000
-        finally:
-            self._refresh_lock.release()
-        return index.get(decision_id)
+        with self._refresh_lock:  # one reader at a time; decide never waits on it
+            found = index.get(decision_id)  # a concurrent update may have brought it in meanwhile
+            if found is None:
+                started_wall_ms = time.time_ns() // 1_000_000
+                self.log.update_decision_index(index, self._cursor)
+                self._index_read_wall_ms = started_wall_ms - 1000
+                found = index.get(decision_id)
+        return found
 
     def _outcome_keys(self) -> set[tuple[str, str]]:
         """``(decision_id, idempotency_key)`` of every stored outcome, loaded once."""

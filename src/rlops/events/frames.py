@@ -282,19 +282,23 @@ class SegmentScan:
         return self.data_end - self.good_end
 
 
-def scan_segment(data: bytes) -> SegmentScan:
+def scan_segment(data: bytes, *, resume: bool = False) -> SegmentScan:
     """Walk the frames of a segment's bytes, stopping at the first incomplete or corrupt one.
 
     Never raises on bad data: a torn tail is what a crash mid-append leaves, and it held nothing acknowledged.
     Preallocated space reads as zeros, which end the walk like a torn frame (a zero ``kind`` is never valid).
+
+    Args:
+        data: the segment's bytes from its start, or (``resume=True``) from a previous scan's ``good_end`` on.
+        resume: ``data`` starts at a frame boundary past the magic; offsets in the result are relative to it.
     """
     size = len(data)
-    if data[: len(MAGIC)] != MAGIC:
+    if not resume and data[: len(MAGIC)] != MAGIC:
         return SegmentScan([], 0, 0, 0, len(data.rstrip(b"\0")), size)
     view = memoryview(data)
     payloads: list[memoryview] = []
     decisions = outcomes = 0
-    pos = len(MAGIC)
+    pos = 0 if resume else len(MAGIC)
     unpack = _HEADER.unpack_from
     crc32 = zlib.crc32
     while pos + HEADER_SIZE <= size:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -47,6 +47,14 @@ MiB = 1 << 20
 PREALLOC_BYTES = 4 * MiB
 #: Default size past which a writer starts a new segment, bytes.
 DEFAULT_SEGMENT_BYTES = 64 * MiB
+
+
+@dataclass
+class IndexCursor:
+    """How far :meth:`EventLog.update_decision_index` has read: bytes per segment, and the Parquet parts done."""
+
+    offsets: dict[str, int] = field(default_factory=dict)
+    parts: set[str] = field(default_factory=set)
 
 
 @dataclass(frozen=True, slots=True)
@@ -429,20 +437,47 @@ class EventLog:
     def decision_index(self) -> dict[str, tuple[str, int]]:
         """``decision_id -> (deployment, ts in microseconds)`` for every stored decision (a fresh dict).
 
-        Cheaper than :meth:`read_decisions`: Parquet parts are read for three columns only. Meant for an engine
-        to load once at start-up and then keep up to date itself.
+        Cheaper than :meth:`read_decisions`: Parquet parts are read for three columns only. To keep an index up
+        to date afterwards, use :meth:`update_decision_index`, which reads only what was stored since.
 
         Raises:
             StorageError: a file could not be read.
         """
         index: dict[str, tuple[str, int]] = {}
+        self.update_decision_index(index, IndexCursor())
+        return index
+
+    def update_decision_index(self, index: dict[str, tuple[str, int]], cursor: IndexCursor) -> int:
+        """Add to ``index`` the decisions stored (by any writer) since ``cursor``, and move the cursor on.
+
+        Reads each segment only from where the cursor left it, and each Parquet part once, so calling this often
+        costs what was written since, not the size of the log.
+
+        Returns:
+            How many decisions were added.
+
+        Raises:
+            StorageError: a file could not be read.
+        """
+        before = len(index)
         columns = ["decision_id", "deployment", "ts"]
         try:
-            for stem, rows in self._sources():
-                if rows is not None:
-                    for row in rows:
-                        if row[0] == TAG_DECISION:
-                            index.setdefault(row[1], (row[3], row[2]))
+            snapshot = Snapshot.take(self._layout)
+            segments = set(snapshot.segments)
+            for stem in snapshot.stems():
+                if stem in segments and not snapshot.committed(stem):
+                    start = cursor.offsets.get(stem, 0)
+                    data = read_segment(self._layout.segment(stem), start)
+                    if data is not None:
+                        scan = scan_segment(data, resume=start > 0)
+                        for row in decode_rows(scan.payloads):
+                            if row[0] == TAG_DECISION:
+                                index.setdefault(row[1], (row[3], row[2]))
+                        if start > 0 or scan.good_end > 0:
+                            cursor.offsets[stem] = start + scan.good_end
+                        continue
+                    # Gone since the listing: a compaction committed its parts and deleted it.
+                if stem in cursor.parts:
                     continue
                 part = _read_part(self._layout.decision_part(stem), columns)
                 if part is None:
@@ -452,9 +487,11 @@ class EventLog:
                 ts = pc.cast(part.column("ts"), pa.int64()).to_pylist()
                 for decision_id, deployment, t in zip(ids, deployments, ts, strict=True):
                     index.setdefault(decision_id, (deployment, t))
+                cursor.parts.add(stem)
+                cursor.offsets.pop(stem, None)
         except OSError as e:
             raise StorageError(f"cannot read the event log at {self.root}: {e}") from e
-        return index
+        return len(index) - before
 
     def seen_outcome_keys(self) -> set[str]:
         """Idempotency keys of every stored outcome (a fresh set).

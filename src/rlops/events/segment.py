@@ -154,9 +154,13 @@ def _write_all(fd: int, frames: list[bytes], offset: int) -> None:
             buffers[0] = memoryview(buffers[0])[n:]
 
 
-def read_segment(path: Path) -> bytes | None:
-    """The whole file, or None if it is gone (compacted since it was listed)."""
+def read_segment(path: Path, offset: int = 0) -> bytes | None:
+    """The file from ``offset`` to its end, or None if it is gone (compacted since it was listed)."""
     try:
-        return path.read_bytes()
+        if offset == 0:
+            return path.read_bytes()
+        with path.open("rb") as f:
+            f.seek(offset)
+            return f.read()
     except FileNotFoundError:
         return None

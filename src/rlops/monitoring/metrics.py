@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.multiprocess import MultiProcessCollector
 
 from rlops.engine import Decision, ReportResult
 
@@ -20,6 +23,10 @@ class ServiceMetrics:
         outcomes_total{status}: outcomes reported, by accepted / duplicate / dead_letter.
         http_requests_total{route, method, status}: requests answered.
         http_request_seconds{route, method}: wall time per request, from the first byte read to the last written.
+
+    With several server processes (``rlops serve --workers N``), the parent sets ``PROMETHEUS_MULTIPROC_DIR``
+    before the workers start; prometheus_client then keeps every process's values in files there, and
+    :meth:`exposition` sums them, so any worker answers ``/metrics`` for the whole server.
     """
 
     content_type = CONTENT_TYPE_LATEST
@@ -52,5 +59,10 @@ class ServiceMetrics:
         self.request_seconds.labels(route, method).observe(seconds)
 
     def exposition(self) -> bytes:
-        """The Prometheus text format of every metric."""
+        """The Prometheus text format of every metric (of every worker process, when there are several)."""
+        shared = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+        if shared:
+            registry = CollectorRegistry()
+            MultiProcessCollector(registry, path=shared)  # type: ignore[no-untyped-call]
+            return generate_latest(registry)
         return generate_latest(self.registry)

@@ -9,6 +9,7 @@ is a bug: it is logged and answered with 500 without internals.
 from __future__ import annotations
 
 import logging
+import os
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -23,7 +24,7 @@ from rlops.engine import Engine, OutcomeStatus
 from rlops.errors import ConfigError, ConflictError, NotFoundError, RlopsError, StorageError, ValidationError
 from rlops.monitoring import ServiceMetrics
 from rlops.service.limits import BodySizeLimit
-from rlops.service.observability import RequestContext
+from rlops.service.observability import RequestContext, configure_logging
 from rlops.service.schemas import (
     DecideBatchRequest,
     DecideBatchResponse,
@@ -71,7 +72,9 @@ def create_app(settings: ServiceSettings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.engine = Engine(settings.home, fsync=settings.fsync)
+        # Worker processes each draw from their own random stream (see Engine's ``stream``).
+        stream = os.getpid() if settings.workers > 1 else None
+        app.state.engine = Engine(settings.home, fsync=settings.fsync, stream=stream)
         try:
             yield
         finally:
@@ -173,3 +176,11 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         return JSONResponse(content={"status": "ready", "deployments": len(engine.store.names())})
 
     return app
+
+
+def app_from_env() -> FastAPI:
+    """The app of one worker process of ``rlops serve --workers N``: settings from the ``RLOPS_*`` variables the
+    parent set (:meth:`ServiceSettings.to_env`)."""
+    settings = ServiceSettings.from_env(os.environ.get("RLOPS_HOME"))
+    configure_logging()
+    return create_app(settings)

@@ -58,8 +58,8 @@ class ServiceProcess:
     one interpreter lock.
     """
 
-    def __init__(self, home: Path, start_timeout: float = 60.0) -> None:
-        self.home, self._timeout = home, start_timeout
+    def __init__(self, home: Path, start_timeout: float = 60.0, workers: int = 1) -> None:
+        self.home, self._timeout, self.workers = home, start_timeout, workers
         self.log_path = home / "logs" / "service.log"
         self._proc: subprocess.Popen[bytes] | None = None
         self.url = ""
@@ -73,7 +73,8 @@ class ServiceProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
             self._proc = subprocess.Popen([sys.executable, "-m", "rlops", "serve", "--home", str(self.home),
-                                           "--port", str(port)], stdout=subprocess.DEVNULL, stderr=log)
+                                           "--port", str(port), "--workers", str(self.workers)],
+                                          stdout=subprocess.DEVNULL, stderr=log)
         self.url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + self._timeout
         while True:

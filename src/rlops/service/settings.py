@@ -20,6 +20,8 @@ class ServiceSettings(BaseModel):
         max_body_bytes: larger request bodies are refused with 413 before they are parsed (default 1 MiB).
         max_batch: most contexts in one ``decide-batch`` call and most outcomes in one ``outcomes`` call.
         fsync: acknowledge writes only after fsync (survives power loss); ``False`` survives a crash of the process.
+        workers: server processes sharing the port and the home folder (each appends to the event log on its own
+            segments and draws from its own random stream).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -29,6 +31,13 @@ class ServiceSettings(BaseModel):
     max_body_bytes: int = Field(default=1 << 20, ge=1024)
     max_batch: int = Field(default=1000, ge=1, le=100_000)
     fsync: bool = True
+    workers: int = Field(default=1, ge=1, le=64)
+
+    def to_env(self) -> dict[str, str]:
+        """The ``RLOPS_*`` variables that rebuild these settings in a worker process (see :meth:`from_env`)."""
+        return {"RLOPS_HOME": str(self.home), "RLOPS_HOST": self.host, "RLOPS_PORT": str(self.port),
+                "RLOPS_MAX_BODY_BYTES": str(self.max_body_bytes), "RLOPS_MAX_BATCH": str(self.max_batch),
+                "RLOPS_WORKERS": str(self.workers), "RLOPS_FSYNC": "1" if self.fsync else "0"}
 
     @classmethod
     def from_env(cls, home: str | Path | None = None, **overrides: object) -> ServiceSettings:
@@ -38,6 +47,8 @@ class ServiceSettings(BaseModel):
             "port": os.environ.get("RLOPS_PORT"),
             "max_body_bytes": os.environ.get("RLOPS_MAX_BODY_BYTES"),
             "max_batch": os.environ.get("RLOPS_MAX_BATCH"),
+            "workers": os.environ.get("RLOPS_WORKERS"),
+            "fsync": os.environ.get("RLOPS_FSYNC"),
         }
         values: dict[str, object] = {k: v for k, v in env.items() if v is not None}
         values.update({k: v for k, v in overrides.items() if v is not None})
