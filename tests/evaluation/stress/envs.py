@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +17,7 @@ import gymnasium as gym
 import numpy as np
 
 from rlops.scenarios.base import KPI, Aggregation, Better, ScenarioSpec
+from rlops.schema import Schema
 
 HORIZON = 50
 
@@ -221,3 +223,23 @@ class Echo(gym.Env[np.ndarray, Any]):
 
 def make_echo(params: Any = None, **options: Any) -> Echo:
     return Echo(params, **options)
+
+
+# ---- the same controllers as rlops policies ------------------------------------------------------------------------
+
+def linear_schema() -> Schema:
+    """The linear system's observation as a context (one unbounded float) and its action box."""
+    return Schema.model_validate({"name": "linear", "features": [{"name": "x", "type": "float"}],
+                                  "actions": {"type": "box", "low": [-5.0], "high": [5.0]}})
+
+
+def chain_schema() -> Schema:
+    """The chain's observation as a context (the position in [0, 5]) and its two actions."""
+    return Schema.model_validate({"name": "chain", "features": [{"name": "pos", "type": "float", "min": 0, "max": 5}],
+                                  "actions": {"type": "discrete", "names": ["left", "right"]}})
+
+
+def lqr_rule(context: Mapping[str, Any]) -> list[float]:
+    """The LQR controller as a rule policy's function."""
+    p = LinearParams()
+    return [float(np.clip(-lqr_gain(p.a, p.b, 1.0, p.r) * context["x"], -5.0, 5.0))]
