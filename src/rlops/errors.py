@@ -44,3 +44,11 @@ class StorageError(RlopsError, OSError):
 
 class DependencyNotInstalled(RlopsError, ImportError):
     """An optional dependency is missing; the message names the extra to install."""
+
+
+class UnauthorizedError(RlopsError, PermissionError):
+    """The caller did not prove who they are (missing or wrong credentials)."""
+
+
+class ForbiddenError(RlopsError, PermissionError):
+    """The caller is known, or the action is disabled, and it is not allowed."""

@@ -13,6 +13,7 @@ from rlops.scenarios import SyntheticBandit
 from rlops.service import ServiceSettings
 from rlops.service.runner import BackgroundServer
 
+ADMIN_TOKEN = "test-admin-token-0123456789"
 REWARD = {"name": "click", "version": 1, "expression": "1 if clicked else 0", "fields": {"clicked": {}},
           "window": "1h", "missing": 0.0}
 
@@ -28,7 +29,8 @@ def home(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def server(home: Path) -> Iterator[str]:
-    settings = ServiceSettings(home=home, port=0, max_body_bytes=64 * 1024, max_batch=50)
+    settings = ServiceSettings(home=home, port=0, max_body_bytes=64 * 1024, max_batch=50,
+                               admin_token=ADMIN_TOKEN)  # type: ignore[arg-type]  # pydantic makes the SecretStr
     with BackgroundServer(settings) as url:
         yield url
 

@@ -7,13 +7,14 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import httpx
 import pytest
 
 import rlops
 from rlops.engine import DeploymentSpec, Engine
 from rlops.errors import NotFoundError, ValidationError
 from rlops.scenarios import SyntheticBandit
-from tests.service.conftest import REWARD
+from tests.service.conftest import ADMIN_TOKEN, REWARD
 from tests.service.test_api import USER
 
 
@@ -33,9 +34,11 @@ def test_client_round_trip(server: str, home: Path) -> None:
 
 
 @pytest.mark.slow
-def test_hot_swaps_under_load_fail_nothing_and_attribute_every_decision(server: str, home: Path) -> None:
+@pytest.mark.parametrize("via", ["engine", "admin endpoint"])
+def test_hot_swaps_under_load_fail_nothing_and_attribute_every_decision(server: str, home: Path, via: str) -> None:
     """Ten revisions applied while clients keep deciding: no failed request, every decision attributed to the
-    revision that made it (its logged policy version matches the policy that answered)."""
+    revision that made it (its logged policy version matches the policy that answered). The swaps come from
+    another engine on the home folder (what `rlops deploy apply` does) or through the admin endpoint."""
     failures: list[str] = []
     answered: list[tuple[str, str]] = []
     stop = threading.Event()
@@ -57,9 +60,14 @@ def test_hot_swaps_under_load_fail_nothing_and_attribute_every_decision(server: 
         with Engine(home) as engine:  # another process would do the same through `rlops deploy apply`
             for i in range(10):
                 time.sleep(0.4)
-                engine.apply(DeploymentSpec.from_dict({
-                    "name": "news", "schema": schema, "reward": REWARD,
-                    "policy": {"kind": "linucb", "params": {"alpha": 0.5 + 0.1 * (i + 1), "epsilon": 0.1}}}))
+                body = {"name": "news", "schema": schema, "reward": REWARD,
+                        "policy": {"kind": "linucb", "params": {"alpha": 0.5 + 0.1 * (i + 1), "epsilon": 0.1}}}
+                if via == "engine":
+                    engine.apply(DeploymentSpec.from_dict(body))
+                else:
+                    r = httpx.put(f"{server}/v1/admin/deployments/news", json=body, timeout=10,
+                                  headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+                    assert r.status_code == 200 and r.json()["revision"] == i + 2, r.text
             time.sleep(1.5)  # the last revision is picked up within RECHECK_S
     finally:
         stop.set()

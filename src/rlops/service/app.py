@@ -1,31 +1,45 @@
 """The FastAPI app: routes translate HTTP to :class:`~rlops.engine.Engine` calls and back, and nothing more.
 
 Error mapping (every body is ``{"error": {"field", "rule", "message"}}``): invalid input 422, unknown deployment or
-decision 404, a conflict with stored state 409, a body over the limit 413, storage or a deployment's files unusable
-503. Anything else
-is a bug: it is logged and answered with 500 without internals.
+decision 404, a conflict with stored state 409, a body over the limit 413, a missing or wrong admin token 401, admin
+endpoints disabled 403, storage or a deployment's files unusable 503. Anything else is a bug: it is logged and
+answered with 500 without internals.
 """
 
 from __future__ import annotations
 
+import hmac
 import logging
 import os
+import re
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Request
+import pydantic
+from fastapi import Depends, FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 
 from rlops import __version__
-from rlops.engine import Engine, OutcomeStatus
-from rlops.errors import ConfigError, ConflictError, NotFoundError, RlopsError, StorageError, ValidationError
+from rlops.engine import DeploymentSpec, Engine, OutcomeStatus
+from rlops.errors import (
+    ConfigError,
+    ConflictError,
+    ForbiddenError,
+    NotFoundError,
+    RlopsError,
+    StorageError,
+    UnauthorizedError,
+    ValidationError,
+)
 from rlops.monitoring import ServiceMetrics
 from rlops.service.limits import BodySizeLimit
 from rlops.service.observability import RequestContext, configure_logging
 from rlops.service.schemas import (
+    ApplyResponse,
     DecideBatchRequest,
     DecideBatchResponse,
     DecideRequest,
@@ -40,9 +54,11 @@ from rlops.service.schemas import (
 from rlops.service.settings import ServiceSettings
 
 log = logging.getLogger("rlops.service")
+_NAMED_RULE = re.compile(r"^([a-z_][a-z0-9_.]*): (.+)$", re.S)
 
 # A ConfigError here comes from the server's own files (a broken policy folder), never from the request: 503.
-_STATUS = {ValidationError: 422, NotFoundError: 404, ConflictError: 409, ConfigError: 503, StorageError: 503}
+_STATUS = {ValidationError: 422, NotFoundError: 404, ConflictError: 409, ConfigError: 503, StorageError: 503,
+           UnauthorizedError: 401, ForbiddenError: 403}
 _ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorResponse} for code in (404, 413, 422)}
 
 
@@ -57,6 +73,42 @@ def get_engine(request: Request) -> Engine:
 
 
 EngineDep = Annotated[Engine, Depends(get_engine)]
+
+
+def require_admin(request: Request, authorization: Annotated[str | None, Header()] = None) -> None:
+    """Let the request through only with ``Authorization: Bearer <the server's admin token>``."""
+    settings: ServiceSettings = request.app.state.settings
+    if settings.admin_token is None:
+        raise ForbiddenError("admin endpoints are disabled on this server: start it with RLOPS_ADMIN_TOKEN set")
+    scheme, _, token = (authorization or "").partition(" ")
+    expected = settings.admin_token.get_secret_value()
+    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), expected.encode()):
+        raise UnauthorizedError("authorization: expected 'Bearer <admin token>'")
+
+
+AdminDep = Annotated[None, Depends(require_admin)]
+
+
+def _spec_from_request(name: str, body: dict[str, Any], home: Path) -> DeploymentSpec:
+    """A deployment spec sent over HTTP: its name is the path's, and a saved policy must lie in the home folder
+    (a request must not make the server read folders elsewhere on its disk)."""
+    if body.get("name", name) != name:
+        raise ValidationError("name", f"the body names {body['name']!r} but the path names {name!r}")
+    try:
+        spec = DeploymentSpec.model_validate({**body, "name": name})
+    except pydantic.ValidationError as e:
+        first = e.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        rule = "unknown key" if first["type"] == "extra_forbidden" else str(first["msg"]).removeprefix("Value error, ")
+        named = _NAMED_RULE.match(rule)
+        if not where and named:  # a whole-spec check names its field in its message: "policy.kind: unknown kind"
+            where, rule = named.group(1), named.group(2)
+        raise ValidationError(where or "body", rule) from e
+    if spec.policy.path is not None:
+        folder = Path(spec.policy.path)
+        if not folder.is_absolute() or not folder.resolve().is_relative_to(home.resolve()):
+            raise ValidationError("policy.path", f"must be an absolute path inside the server's home folder {home}")
+    return spec
 
 
 def _info(engine: Engine, name: str) -> DeploymentInfo:
@@ -84,6 +136,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
                   description="Decide, report outcomes, and inspect deployments and decisions.")
     metrics = ServiceMetrics()
     app.state.metrics = metrics
+    app.state.settings = settings
     app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
     app.add_middleware(RequestContext, metrics=metrics)  # added last: outermost, so every answer has an id
 
@@ -152,6 +205,23 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     @app.get("/v1/deployments/{deployment}", response_model=DeploymentInfo, responses=_ERRORS)
     def deployment(deployment: str, engine: EngineDep) -> DeploymentInfo:
         return _info(engine, deployment)
+
+    @app.put("/v1/admin/deployments/{deployment}", response_model=ApplyResponse,
+             responses={**_ERRORS, 401: {"model": ErrorResponse}, 403: {"model": ErrorResponse}})
+    def admin_apply(deployment: str, body: dict[str, Any], engine: EngineDep, _: AdminDep) -> ApplyResponse:
+        """Create or update a deployment (a hot swap: running servers serve the new revision within a second).
+
+        The body is a deployment spec as in a deployment file, with ``schema`` and ``reward`` inline and the
+        policy by ``kind`` and ``params`` or by ``path`` to a saved policy inside the server's home folder.
+        Idempotent: the same spec again makes no new revision. Needs ``Authorization: Bearer <admin token>``.
+        """
+        spec = _spec_from_request(deployment, body, settings.home)
+        try:
+            result = engine.apply(spec)
+        except (ConfigError, NotFoundError) as e:  # files the request named: the client's error, not the server's
+            raise ValidationError("policy.path", str(e)) from e
+        return ApplyResponse(name=result.name, revision=result.revision, created=result.created,
+                             policy_version=result.policy_version)
 
     @app.get("/metrics", response_class=Response)
     def prometheus() -> Response:

@@ -82,6 +82,15 @@ class DeploymentInfo(BaseModel):
     actions: list[str]
 
 
+class ApplyResponse(BaseModel):
+    """What an admin apply did: a new revision (``created``), or none because nothing changed."""
+
+    name: str
+    revision: int
+    created: bool
+    policy_version: str
+
+
 class ErrorDetail(BaseModel):
     field: str | None = None
     rule: str

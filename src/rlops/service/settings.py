@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from rlops.home import Home
 
@@ -22,6 +22,8 @@ class ServiceSettings(BaseModel):
         fsync: acknowledge writes only after fsync (survives power loss); ``False`` survives a crash of the process.
         workers: server processes sharing the port and the home folder (each appends to the event log on its own
             segments and draws from its own random stream).
+        admin_token: the bearer token of the admin endpoints (``/v1/admin/...``), at least 16 characters; no
+            default: without one, those endpoints answer 403 and nothing can be changed over HTTP.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -32,12 +34,14 @@ class ServiceSettings(BaseModel):
     max_batch: int = Field(default=1000, ge=1, le=100_000)
     fsync: bool = True
     workers: int = Field(default=1, ge=1, le=64)
+    admin_token: SecretStr | None = Field(default=None, min_length=16)
 
     def to_env(self) -> dict[str, str]:
         """The ``RLOPS_*`` variables that rebuild these settings in a worker process (see :meth:`from_env`)."""
         return {"RLOPS_HOME": str(self.home), "RLOPS_HOST": self.host, "RLOPS_PORT": str(self.port),
                 "RLOPS_MAX_BODY_BYTES": str(self.max_body_bytes), "RLOPS_MAX_BATCH": str(self.max_batch),
-                "RLOPS_WORKERS": str(self.workers), "RLOPS_FSYNC": "1" if self.fsync else "0"}
+                "RLOPS_WORKERS": str(self.workers), "RLOPS_FSYNC": "1" if self.fsync else "0",
+                **({"RLOPS_ADMIN_TOKEN": self.admin_token.get_secret_value()} if self.admin_token else {})}
 
     @classmethod
     def from_env(cls, home: str | Path | None = None, **overrides: object) -> ServiceSettings:
@@ -49,6 +53,7 @@ class ServiceSettings(BaseModel):
             "max_batch": os.environ.get("RLOPS_MAX_BATCH"),
             "workers": os.environ.get("RLOPS_WORKERS"),
             "fsync": os.environ.get("RLOPS_FSYNC"),
+            "admin_token": os.environ.get("RLOPS_ADMIN_TOKEN") or None,
         }
         values: dict[str, object] = {k: v for k, v in env.items() if v is not None}
         values.update({k: v for k, v in overrides.items() if v is not None})
