@@ -19,6 +19,9 @@ from rlops.cli.common import existing_home as _existing_home
 from rlops.cli.common import home_folder as _home
 from rlops.errors import RlopsError
 
+# Topic modules add their commands to ``app`` when imported.
+from rlops.cli import data as _data  # noqa: F401  isort: skip
+
 if TYPE_CHECKING:
     from rlops.service import ServiceSettings
 
