@@ -131,7 +131,9 @@ def wait_quantile_s(servers: int, arrival_rate: float, service_rate: float, tail
     return 0.0 if c <= tail else math.log(c / tail) / spare
 
 
-def _check(qps: float, p99_ms: float, utilisation: float, cores: int | None, memory_mb: float | None) -> None:
+def check_target(qps: float, p99_ms: float, utilisation: float = 0.7, cores: int | None = None,
+                 memory_mb: float | None = None) -> None:
+    """Refuse a target or machine size out of range (``ConfigError`` naming the field)."""
     if not (qps > 0 and math.isfinite(qps)):
         raise ConfigError(f"qps: must be a finite number > 0, got {qps}")
     if not (p99_ms > 0 and math.isfinite(p99_ms)):
@@ -169,7 +171,7 @@ def plan_capacity(
     Raises:
         ConfigError: a target or setting out of range, or ``batch`` differs from the measured batch size.
     """
-    _check(qps, p99_ms, utilisation, cores, memory_mb)
+    check_target(qps, p99_ms, utilisation, cores, memory_mb)
     notes: list[str] = []
     if batch is None or batch == 1:
         size, service_ms, service_p99 = 1, measurement.mean_ms, measurement.p99_ms
@@ -191,8 +193,8 @@ def plan_capacity(
             notes.append(f"batches of {size}: a request waits for the batch in service and its own, about "
                          f"2 x {service_p99:.3g} ms = {estimate:.3g} ms > {p99_ms:g} ms")
     if binding is Binding.CPU:
-        notes.append(f"{processes} processes keep utilisation at or under {utilisation:.0%} "
-                     f"({utilisation * rate:,.0f} decisions/s each)")
+        notes.append(f"cpu binds: a process serves {utilisation * rate:,.0f} decisions/s at {utilisation:.0%} "
+                     f"utilisation, so {qps:,.0f} decisions/s need {processes}")
     rss = measurement.peak_rss_mb
     fits = memory_mb is None or rss <= memory_mb
     if not fits:
