@@ -25,6 +25,8 @@ from typing import Any
 from rlops import __version__
 from rlops.errors import ConfigError, NotFoundError
 from rlops.policies.base import BasePolicy
+from rlops.policies.preprocessed import unwrap, with_preprocessing
+from rlops.policies.preprocessing import Preprocessor
 from rlops.schema import Schema
 
 FORMAT = "rlops.policy"
@@ -68,7 +70,12 @@ def content_hash(folder: str | Path) -> str:
 
 
 def save_policy(policy: BasePolicy, folder: str | Path) -> Path:
-    """Save ``policy`` into ``folder`` (created; an existing folder is replaced atomically)."""
+    """Save ``policy`` into ``folder`` (created; an existing folder is replaced atomically).
+
+    A policy with a preprocessor in front (:func:`rlops.policies.preprocessed.with_preprocessing`) is saved as its
+    inner policy with the preprocessor in the manifest.
+    """
+    policy, preprocessor = unwrap(policy)
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
@@ -84,6 +91,8 @@ def save_policy(policy: BasePolicy, folder: str | Path) -> Path:
             "schema": policy.schema.to_dict(),
             "files": files,
         }
+        if preprocessor is not None:
+            manifest["preprocessing"] = preprocessor.to_dict()
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
         if folder.exists():
             old = folder.with_name(f".{folder.name}.old")
@@ -145,8 +154,15 @@ def load_policy(folder: str | Path) -> BasePolicy:
         raise ConfigError(f"{folder / MANIFEST}: schema and config must be mappings")
     schema = Schema.from_dict(manifest["schema"], source=f"{folder / MANIFEST}: schema")
     try:
-        return _KINDS[kind].from_saved(schema, dict(manifest.get("config", {})), folder)
+        policy = _KINDS[kind].from_saved(schema, dict(manifest.get("config", {})), folder)
     except (KeyError, TypeError, ValueError) as e:
         if isinstance(e, ConfigError):
             raise
         raise ConfigError(f"{folder / MANIFEST}: config does not fit policy kind {kind!r}: {e!r}") from e
+    if "preprocessing" not in manifest:
+        return policy
+    preprocessor = Preprocessor.from_dict(manifest["preprocessing"], source=f"{folder / MANIFEST}: preprocessing")
+    if preprocessor.width != schema.width:
+        raise ConfigError(f"{folder / MANIFEST}: preprocessing has {preprocessor.width} columns, the schema "
+                          f"{schema.width}")
+    return with_preprocessing(policy, preprocessor)
