@@ -29,6 +29,7 @@ import os
 import pickle
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,7 +39,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from rlops.configfile import parse_model, read_document
-from rlops.errors import ConfigError, ValidationError
+from rlops.errors import ConfigError, RlopsError, ValidationError
 from rlops.evaluation.variations import (
     ActionDelay,
     MissingFeatures,
@@ -440,10 +441,26 @@ def _init_worker(job: _Job) -> None:
     _WORKER = _Runner(job)
 
 
+class _WorkerFailure(Exception):
+    """An rlops error raised in a worker, in a form that pickles (``ValidationError`` takes two arguments)."""
+
+    def __init__(self, kind: type[RlopsError], message: str, field: str | None, rule: str | None) -> None:
+        super().__init__(kind, message, field, rule)
+
+    def rebuild(self) -> RlopsError:
+        kind, message, field, rule = self.args
+        if issubclass(kind, ValidationError) and field is not None and rule is not None:
+            return kind(field, rule)
+        return kind(message)  # type: ignore[no-any-return]
+
+
 def _run_in_worker(variation: int, episode: int) -> tuple[int, int, EpisodeOutcome, EpisodeOutcome]:
     if _WORKER is None:  # pragma: no cover - the initializer always ran
         raise RuntimeError("stress worker not initialised")
-    return _WORKER.run(variation, episode)
+    try:
+        return _WORKER.run(variation, episode)
+    except RlopsError as e:
+        raise _WorkerFailure(type(e), str(e), getattr(e, "field", None), getattr(e, "rule", None)) from None
 
 
 def run_stress(
@@ -522,6 +539,12 @@ def _run_pool(job: _Job, tasks: list[tuple[int, int]], n_workers: int,
                 v, e, cand, base = future.result()
                 results[(v, e)] = (cand, base)
                 advance()
+        except _WorkerFailure as failure:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise failure.rebuild() from None
+        except BrokenProcessPool as broken:
+            raise ConfigError("workers: a worker process died or sent back something that cannot be unpickled; "
+                              "run with workers=1 to see the error") from broken
         except BaseException:
             pool.shutdown(wait=True, cancel_futures=True)
             raise
