@@ -76,6 +76,38 @@ def observation_to_context(schema: Schema, observation: Any) -> dict[str, Any]:
     return context
 
 
+def schema_for_env(env: gym.Env[Any, Any], name: str = "") -> Schema:
+    """The schema the adapter assumes for ``env``: one float feature per observation entry, the env's actions.
+
+    Features are ``obs_0 .. obs_{n-1}`` with the observation space's finite bounds; a ``Discrete(n)`` action space
+    becomes actions ``a0 .. a{n-1}``, a 1-D ``Box`` a box with its bounds. Wrap an SB3 model trained on ``env`` as
+    ``SB3Policy(schema_for_env(env), model)`` to save it as an rlops policy folder.
+
+    Raises:
+        ConfigError: the observation is not a flat Box, or the actions are neither Discrete nor a bounded 1-D Box.
+    """
+    obs, act = env.observation_space, env.action_space
+    if not isinstance(obs, gym.spaces.Box) or len(obs.shape) != 1:
+        raise ConfigError(f"observation space {obs}: the adapter needs a flat Box")
+    features: list[dict[str, Any]] = []
+    for i, (low, high) in enumerate(zip(obs.low.tolist(), obs.high.tolist(), strict=True)):
+        feature: dict[str, Any] = {"name": f"obs_{i}", "type": "float"}
+        if np.isfinite(low):
+            feature["min"] = float(low)
+        if np.isfinite(high):
+            feature["max"] = float(high)
+        features.append(feature)
+    actions: dict[str, Any]
+    if isinstance(act, gym.spaces.Discrete):
+        actions = {"type": "discrete", "names": [f"a{i}" for i in range(int(act.n))]}
+    elif isinstance(act, gym.spaces.Box) and len(act.shape) == 1 and np.all(np.isfinite(act.low)) and np.all(
+            np.isfinite(act.high)):
+        actions = {"type": "box", "low": act.low.astype(float).tolist(), "high": act.high.astype(float).tolist()}
+    else:
+        raise ConfigError(f"action space {act}: the adapter needs Discrete or a bounded 1-D Box")
+    return Schema.model_validate({"name": name, "features": features, "actions": actions})
+
+
 class PolicyController:
     """A :class:`~rlops.scenarios.base.Controller` that acts with an rlops policy over a flat Box observation.
 

@@ -5,12 +5,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import stable_baselines3 as sb3
 
 from rlops.errors import ConfigError
-from rlops.evaluation.controllers import ActMode, PolicyController, PolicyFolderController, observation_to_context
+from rlops.evaluation.controllers import (
+    ActMode,
+    PolicyController,
+    PolicyFolderController,
+    observation_to_context,
+    schema_for_env,
+)
 from rlops.evaluation.stress import StressConfig, run_stress
 from rlops.evaluation.variations import ActionDelay, Variation
 from rlops.policies import RulePolicy, SB3Policy, UniformRandom, save_policy
@@ -127,3 +134,19 @@ def test_an_sb3_policy_folder_runs_in_worker_processes_reproducibly(tmp_path: Pa
     assert one.to_dict() == two.to_dict()
     steps = [e.steps for e in one.variation("nominal").candidate.episodes]
     assert len(set(steps)) > 1  # sampled actions: the episodes really differ
+
+
+def test_schema_for_env_makes_any_sb3_model_an_rlops_policy(tmp_path: Path) -> None:
+    schema = schema_for_env(Chain(), name="chain")
+    assert [f.name for f in schema.features] == ["obs_0"]
+    assert schema.features[0].min == 0.0 and schema.features[0].max == 5.0  # type: ignore[union-attr]
+    assert schema.n_actions == 2
+    unbounded = schema_for_env(LinearSystem())
+    assert unbounded.features[0].min is None and unbounded.actions.type == "box"  # type: ignore[union-attr]
+    model = _ppo(LinearSystem())
+    folder = save_policy(SB3Policy(unbounded, model, deterministic=True), tmp_path / "ppo")
+    controller = PolicyFolderController(folder)(LinearSystem())
+    expected, _ = model.predict(np.array([0.7]), deterministic=True)
+    np.testing.assert_allclose(controller.act(np.array([0.7])), expected, rtol=1e-5)
+    with pytest.raises(ConfigError, match="flat Box"):
+        schema_for_env(gym.make("CliffWalking-v1"))
