@@ -129,14 +129,15 @@ def budget(
 
     Exits 1 when any item fails.
     """
-    from rlops.evaluation.budget import BudgetStatus, ResourceBudget, check_budget, measure_resources
+    from rlops.evaluation.budget import ResourceBudget, check_budget, measure_resources
+    from rlops.evaluation.status import Status
 
     declared = ResourceBudget.load(limits)
     with console.status(f"measuring {escape(str(policy))} in a separate process"):
         measurement = measure_resources(policy, batch_size=declared.batch_size, iterations=iterations)
     report = check_budget(measurement, declared)
     table = Table("item", "measured", "limit", "status", title=f"resource budget of {escape(str(policy))}")
-    colours = {BudgetStatus.PASS: "green", BudgetStatus.FAIL: "red", BudgetStatus.SKIP: "dim"}
+    colours = {Status.PASS: "green", Status.FAIL: "red", Status.SKIP: "dim"}
     for item in report.items:
         limit = "-" if item.limit is None else f"{item.limit:.4g} {item.unit}"
         table.add_row(item.name.value, f"{item.measured:.4g} {item.unit}", limit,
@@ -147,7 +148,7 @@ def budget(
     if out is not None:
         out.write_text(json.dumps(report.to_dict(), indent=2))
     if not report.passed:
-        failed = [i.name.value for i in report.items if i.status is BudgetStatus.FAIL]
+        failed = [i.name.value for i in report.items if i.status is Status.FAIL]
         errors.print(f"budget: FAIL ({', '.join(failed)})", highlight=False)
         raise typer.Exit(1)
 

@@ -80,7 +80,14 @@ def measure(folder: Path, batch_size: int, iterations: int, warmup: int, seed: i
         "baseline_rss_mb": before,
         "policy_rss_mb": max(0.0, after - before),
         "artifact_mb": artifact_size_mb(folder),
+        "latency_histogram": _histogram(single),
     }
+
+
+def _histogram(times: np.ndarray, bins: int = 30) -> dict[str, list[float]]:
+    """A histogram of latencies whose range ends at the 99.9th percentile (slower calls land in the last bin)."""
+    counts, edges = np.histogram(np.minimum(times, np.percentile(times, 99.9)), bins=bins)
+    return {"edges": edges.tolist(), "counts": counts.astype(float).tolist()}
 
 
 def main(argv: list[str] | None = None) -> int:

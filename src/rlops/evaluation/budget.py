@@ -14,11 +14,12 @@ rlops.evaluation._measure``), so the numbers belong to the policy and not to wha
 - **artifact**: the bytes of every file in the policy folder.
 
 Judging (:func:`check_budget`) compares each measured number with the :class:`ResourceBudget`'s limit and gives
-each item a :class:`BudgetStatus`; ``memory_mb`` is compared with the peak resident set.
+each item a :class:`~rlops.evaluation.status.Status` (``pass``, ``fail``, or ``skip`` when no limit is declared);
+``memory_mb`` is compared with the peak resident set.
 
 Example:
     >>> m = measure_resources("policies/hvac-ppo", batch_size=32)  # doctest: +SKIP
-    >>> report = check_budget(m, ResourceBudget(p99_ms=5, batch_p99_ms=20, memory_mb=800, artifact_mb=50))
+    >>> report = check_budget(m, ResourceBudget(p99_ms=5, memory_mb=800))  # doctest: +SKIP
     >>> report.passed  # doctest: +SKIP
 """
 
@@ -38,6 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from rlops.configfile import parse_model, read_document
 from rlops.errors import ConfigError, NotFoundError
+from rlops.evaluation.status import Status
 from rlops.schema import Schema
 from rlops.schema.actions import CandidateActions
 from rlops.schema.features import (
@@ -92,15 +94,6 @@ class ResourceBudget(BaseModel):
         return cls.from_dict(read_document(path, "resource budget"), source=str(path))
 
 
-class BudgetStatus(StrEnum):
-    """The verdict on one budget item."""
-
-    PASS = "pass"
-    FAIL = "fail"
-    SKIP = "skip"
-    """No limit declared: measured and shown, not judged."""
-
-
 class BudgetItemName(StrEnum):
     """The items of a budget, named as its fields."""
 
@@ -129,6 +122,8 @@ class ResourceMeasurement:
         baseline_rss_mb: its resident set just before loading the policy (Python, numpy, rlops).
         policy_rss_mb: the growth of the resident set from loading the policy.
         artifact_mb: the policy folder's size on disk.
+        latency_histogram: the single-decision latencies as ``{"edges": [...], "counts": [...]}`` (30 bins; the
+            slowest 0.1% are counted in the last bin).
     """
 
     policy: str
@@ -147,6 +142,7 @@ class ResourceMeasurement:
     baseline_rss_mb: float
     policy_rss_mb: float
     artifact_mb: float
+    latency_histogram: dict[str, list[float]] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -164,7 +160,7 @@ class BudgetItem:
     measured: float
     limit: float | None
     unit: str
-    status: BudgetStatus
+    status: Status
 
 
 @dataclass(frozen=True)
@@ -177,7 +173,7 @@ class BudgetReport:
     @property
     def passed(self) -> bool:
         """True when no item failed."""
-        return all(i.status is not BudgetStatus.FAIL for i in self.items)
+        return all(i.status is not Status.FAIL for i in self.items)
 
     def item(self, name: BudgetItemName | str) -> BudgetItem:
         key = BudgetItemName(name)
@@ -211,10 +207,10 @@ def check_budget(measurement: ResourceMeasurement, budget: ResourceBudget) -> Bu
                                           for name, measured, limit, unit in rows))
 
 
-def _status(measured: float, limit: float | None) -> BudgetStatus:
+def _status(measured: float, limit: float | None) -> Status:
     if limit is None:
-        return BudgetStatus.SKIP
-    return BudgetStatus.PASS if measured <= limit else BudgetStatus.FAIL
+        return Status.SKIP
+    return Status.PASS if measured <= limit else Status.FAIL
 
 
 def artifact_size_mb(folder: str | Path) -> float:

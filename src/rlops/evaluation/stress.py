@@ -360,14 +360,18 @@ class StressReport:
         raise ValidationError("variation", f"no variation {name!r}; known: {[v.name for v in self.variations]}")
 
     def to_dict(self, episodes: bool = True) -> dict[str, Any]:
-        """A JSON-ready dict (``nan`` becomes ``None``); ``episodes=False`` leaves out per-episode outcomes."""
+        """A JSON-ready dict (``nan`` becomes ``None``); ``episodes=False`` leaves out per-episode outcomes.
+
+        ``variations`` maps each variation's name to its result, in run order, so a metric has a dotted path such
+        as ``variations.delay-1.candidate.cvar`` (what gates address).
+        """
         out: dict[str, Any] = {
             "scenario": self.scenario,
             "candidate": self.candidate,
             "baseline": self.baseline,
             "config": self.config.model_dump(mode="json"),
             "kpi_better": dict(self.kpi_better),
-            "variations": [],
+            "variations": {},
         }
         for v in self.variations:
             item = asdict(v)
@@ -375,7 +379,7 @@ class StressReport:
             if not episodes:
                 item["candidate"].pop("episodes")
                 item["baseline"].pop("episodes")
-            out["variations"].append(item)
+            out["variations"][v.name] = item
         return _json_ready(out)
 
 

@@ -11,13 +11,13 @@ import pytest
 from rlops.errors import ConfigError, NotFoundError
 from rlops.evaluation.budget import (
     BudgetItemName,
-    BudgetStatus,
     ResourceBudget,
     ResourceMeasurement,
     artifact_size_mb,
     check_budget,
     measure_resources,
 )
+from rlops.evaluation.status import Status
 from rlops.policies import LinUCB, RulePolicy, save_policy
 from rlops.scenarios import bandit_schema
 from rlops.schema import Schema
@@ -52,15 +52,15 @@ def test_a_tiny_budget_fails_and_a_generous_one_passes(linucb: tuple[Path, Resou
     tiny = check_budget(m, ResourceBudget(p99_ms=1e-6, batch_p99_ms=1e-6, memory_mb=1, artifact_mb=1e-9,
                                           batch_size=16))
     assert not tiny.passed
-    assert [i.status for i in tiny.items] == [BudgetStatus.FAIL] * 4
+    assert [i.status for i in tiny.items] == [Status.FAIL] * 4
     generous = check_budget(m, ResourceBudget(p99_ms=10_000, batch_p99_ms=10_000, memory_mb=100_000,
                                               artifact_mb=1_000, batch_size=16))
-    assert generous.passed and [i.status for i in generous.items] == [BudgetStatus.PASS] * 4
+    assert generous.passed and [i.status for i in generous.items] == [Status.PASS] * 4
     item = generous.item("memory_mb")
     assert item.measured == m.peak_rss_mb and item.limit == 100_000 and item.unit == "MiB"
     partial = check_budget(m, ResourceBudget(p99_ms=10_000))
     assert partial.passed
-    assert partial.item(BudgetItemName.ARTIFACT_MB).status is BudgetStatus.SKIP
+    assert partial.item(BudgetItemName.ARTIFACT_MB).status is Status.SKIP
     data = json.loads(json.dumps(tiny.to_dict()))
     assert data["passed"] is False and data["items"][0] == {"name": "p99_ms", "measured": m.p99_ms, "limit": 1e-6,
                                                             "unit": "ms", "status": "fail"}
@@ -68,7 +68,7 @@ def test_a_tiny_budget_fails_and_a_generous_one_passes(linucb: tuple[Path, Resou
 
 def test_a_limit_exactly_at_the_measurement_passes(linucb: tuple[Path, ResourceMeasurement]) -> None:
     _, m = linucb
-    assert check_budget(m, ResourceBudget(p99_ms=m.p99_ms)).item("p99_ms").status is BudgetStatus.PASS
+    assert check_budget(m, ResourceBudget(p99_ms=m.p99_ms)).item("p99_ms").status is Status.PASS
 
 
 def test_the_batch_limit_must_be_measured_at_its_batch_size(linucb: tuple[Path, ResourceMeasurement]) -> None:
@@ -122,3 +122,12 @@ def test_loading_an_sb3_policy_shows_in_memory(tmp_path: Path) -> None:
     assert m.kind == "sb3"
     assert m.policy_rss_mb > 50  # torch and SB3 come in with the policy, not before
     assert m.peak_rss_mb >= m.baseline_rss_mb + m.policy_rss_mb - 1
+
+
+def test_the_latency_histogram_counts_every_timed_call(linucb: tuple[Path, ResourceMeasurement]) -> None:
+    _, m = linucb
+    assert m.latency_histogram is not None
+    edges, counts = m.latency_histogram["edges"], m.latency_histogram["counts"]
+    assert len(edges) == len(counts) + 1 == 31 and edges == sorted(edges)
+    assert sum(counts) == m.iterations
+    assert edges[0] <= m.p50_ms <= edges[-1]

@@ -33,7 +33,7 @@ def test_stress_prints_a_table_and_writes_the_report(lqr_folder: Path, tmp_path:
     report = json.loads(out.read_text())
     assert report["config"]["episodes"] == 8  # the command line overrides the file
     assert report["candidate"] == str(lqr_folder) and report["baseline"] == "baseline"
-    nominal, late = report["variations"]
+    nominal, late = report["variations"]["nominal"], report["variations"]["late"]
     assert nominal["difference"]["low"] > 0  # LQR beats the scenario's sluggish baseline
     assert late["candidate"]["violation_rate"] > 0.2  # and falls apart with one step of delay
 
@@ -44,7 +44,7 @@ def test_baseline_against_itself_differs_by_zero(tmp_path: Path) -> None:
     variations.write_text("episodes: 3\n")
     assert main(["stress", "--scenario", SPEC, "--policy", "baseline", "--variations", str(variations),
                  "--workers", "1", "--out", str(out), "--no-progress"]) == 0
-    assert json.loads(out.read_text())["variations"][0]["difference"]["estimate"] == 0.0
+    assert json.loads(out.read_text())["variations"]["nominal"]["difference"]["estimate"] == 0.0
 
 
 @pytest.mark.parametrize(("args", "message"), [

@@ -128,13 +128,14 @@ def test_report_to_dict_is_json_and_holds_the_numbers() -> None:
     data = json.loads(json.dumps(report.to_dict()))
     assert data["scenario"] == "test/Linear-v0" and data["candidate"] == "lqr" and data["baseline"] == "weak"
     assert data["kpi_better"] == {"cost": "lower", "peak": "lower"}
-    late = data["variations"][1]
+    assert list(data["variations"]) == ["nominal", "late"]
+    late = data["variations"]["late"]
     assert late["variation"] == {"name": "late", "action_delay": {"steps": 1}}
     assert late["difference"]["estimate"] == pytest.approx(report.variation("late").difference.estimate)
     assert len(late["candidate"]["episodes"]) == 4
     assert late["candidate"]["episodes"][0]["steps"] == 50
     assert StressConfig.model_validate(data["config"]) == config  # the report says how to reproduce it
-    assert "episodes" not in report.to_dict(episodes=False)["variations"][0]["candidate"]
+    assert "episodes" not in report.to_dict(episodes=False)["variations"]["nominal"]["candidate"]
 
 
 def test_discrete_chain_and_the_scenario_baseline_by_default() -> None:
