@@ -31,6 +31,7 @@ events_app = typer.Typer(help="The event log: statistics, export, compaction.", 
 app.add_typer(deploy_app, name="deploy")
 app.add_typer(reward_app, name="reward")
 app.add_typer(events_app, name="events")
+import rlops.cli.export  # noqa: E402, F401  (registers `export` and `events ingest`; needs events_app)
 
 
 class ExportFormat(StrEnum):
