@@ -154,7 +154,8 @@ class Variation(_Config):
           action_delay: {steps: 2}
     """
 
-    name: str = Field(min_length=1, max_length=200)
+    name: str = Field(min_length=1, max_length=200, pattern=r"^[^.*]+$",
+                      description="Unique name; no '.' or '*', so reports can address it by dotted path.")
     params: dict[str, float] = Field(default_factory=dict)
     observation_noise: ObservationNoise | None = None
     missing: MissingFeatures | None = None
@@ -218,7 +219,8 @@ def parameter_sweep(spec: ScenarioSpec, relative: float) -> list[Variation]:
     """
     if not 0.0 < relative < 1.0:
         raise ConfigError(f"param_sweep: the relative change must be in (0, 1), got {relative}")
-    pct = f"{relative:.0%}" if round(relative * 100, 9).is_integer() else f"{relative:.2%}"
+    # e.g. "20%", or "12p5%" for 12.5%: a variation name holds no '.' (reports address it by dotted path)
+    pct = f"{round(relative * 100, 6):g}".replace(".", "p") + "%"
     out = []
     for name in spec.perturbable:
         out.append(Variation(name=f"{name}-{pct}", params={name: 1.0 - relative}))

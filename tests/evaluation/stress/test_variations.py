@@ -74,6 +74,7 @@ def test_parameter_sweep_covers_every_perturbable_constant_both_ways() -> None:
     assert [v.name for v in sweep] == ["a-20%", "a+20%", "b-20%", "b+20%", "noise-20%", "noise+20%"]
     assert sweep[1].params == {"a": 1.2}
     assert sweep[0].params == {"a": pytest.approx(0.8)}
+    assert parameter_sweep(LINEAR, 0.125)[1].name == "a+12p5%"  # no '.': names are dotted-path keys
     with pytest.raises(ConfigError, match="param_sweep"):
         parameter_sweep(LINEAR, 1.5)
 
@@ -201,6 +202,9 @@ def test_a_variations_file_loads_and_bad_values_are_named(tmp_path: Path) -> Non
         StressConfig.load(path)
     path.write_text("variations:\n  - {name: x, delay: 2}\n")
     with pytest.raises(ConfigError, match=r"variations\.0\.delay: unknown key"):
+        StressConfig.load(path)
+    path.write_text("variations:\n  - {name: noise-0.5}\n")
+    with pytest.raises(ConfigError, match=r"variations\.0\.name: String should match pattern"):
         StressConfig.load(path)
     path.write_text("variations:\n  - {name: x}\n  - {name: x}\n")
     with pytest.raises(ConfigError, match="duplicate names"):
