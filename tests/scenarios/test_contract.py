@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import pickle
 import warnings
 from dataclasses import fields
 from typing import Any
@@ -122,3 +123,17 @@ def test_gym_make_builds_the_registered_scenario(name: str) -> None:
     env = gym.make(spec.id)
     assert type(env.unwrapped) is type(spec.make().unwrapped)
     assert env.unwrapped.spec is not None and env.unwrapped.spec.id == spec.id
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_spec_and_baseline_pickle_for_worker_processes(name: str) -> None:
+    spec = SCENARIOS[name]
+    again = pickle.loads(pickle.dumps(spec))
+    assert again.id == spec.id and again.kpis == spec.kpis
+    controller = pickle.loads(pickle.dumps(spec.baseline(spec.make())))
+    env = spec.make()
+    obs, _ = env.reset(seed=0)
+    controller.reset(seed=0)
+    original = spec.baseline(env)
+    original.reset(seed=0)
+    assert np.array_equal(np.asarray(controller.act(obs)), np.asarray(original.act(obs)))

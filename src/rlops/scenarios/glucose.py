@@ -38,11 +38,11 @@ reads ``G`` plus Gaussian noise. All of it is drawn at reset from the episode's 
 infused evenly over the 5 minutes. A log scale because doses span four orders of magnitude: a basal step is
 about 0.08 U and a meal bolus several units.
 
-**Observation** (float32, clipped to ``[-10, 10]``): CGM glucose ``(G_cgm - 120) / 60``, its change over the
-last step / 10 mg/dL, insulin in the subcutaneous depot above basal ``(S1 + S2 - basal) / 5 U``, plasma insulin
-``(I - Ib) / (5 Ib)``, insulin action ``X / 0.01``, carbohydrate in the gut ``(D1 + D2) / 50 g``, the announced
-carbohydrate of this step / 100 g, and ``sin``, ``cos`` of the time of day. The insulin and gut states stand for the
-insulin-on-board and carbs-on-board estimates insulin pumps compute.
+**Observation** (float32, clipped to the bounds of the observation space): CGM glucose ``(G_cgm - 120) / 60``, its
+change over the last step / 10 mg/dL, insulin in the subcutaneous depot above basal ``(S1 + S2 - basal) / 5 U``,
+plasma insulin ``(I - Ib) / (5 Ib)``, insulin action ``X / 0.01``, carbohydrate in the gut ``(D1 + D2) / 50 g``, the
+announced carbohydrate of this step / 100 g, and ``sin``, ``cos`` of the time of day. The insulin and gut states
+stand for the insulin-on-board and carbs-on-board estimates insulin pumps compute.
 
 **KPIs** (from the true plasma glucose at the end of each step): ``mean_glucose`` (mg/dL), ``time_in_range``
 (% of steps with 70 <= G <= 180) and ``hypo_events`` (count of entries below 70 mg/dL). **Constraints**:
@@ -78,7 +78,10 @@ START_HOUR = 6.0
 RANGE_LOW, RANGE_HIGH, SEVERE_LOW = 70.0, 180.0, 54.0
 GLUCOSE_CENTER, GLUCOSE_SCALE = 120.0, 60.0
 CARB_SCALE = 100.0
-OBS_LIMIT = 10.0
+#: Bounds of the observation entries (values outside are clipped): glucose 0..720 mg/dL, a change of +-50 mg/dL,
+#: up to 50 U in the depot, the insulin and gut states, up to 300 g announced, the clock.
+OBS_LOW = np.array([-2.0, -5.0, -1.0, -1.0, -1.0, 0.0, 0.0, -1.0, -1.0], dtype=np.float32)
+OBS_HIGH = np.array([10.0, 5.0, 10.0, 10.0, 10.0, 5.0, 3.0, 1.0, 1.0], dtype=np.float32)
 #: Doses on a log scale: ``DOSE_MID * DOSE_RATIO ** a`` units.
 DOSE_MID, DOSE_RATIO = 0.1, 100.0
 #: (hour, grams) of the three daily meals before jitter.
@@ -204,7 +207,7 @@ class GlucoseEnv(gym.Env[np.ndarray, np.ndarray]):
         self.render_mode = render_mode
         self.horizon = hours * 60 // STEP_MINUTES
         self.action_space = spaces.Box(-1.0, 1.0, shape=(1,), dtype=np.float32)
-        self.observation_space = spaces.Box(-OBS_LIMIT, OBS_LIMIT, shape=(9,), dtype=np.float32)
+        self.observation_space = spaces.Box(OBS_LOW, OBS_HIGH, dtype=np.float32)
         self._t = 0
         self._state: State = self.params.basal_state(self.params.basal_glucose)
         self._carbs = np.zeros(self.horizon)
@@ -246,7 +249,7 @@ class GlucoseEnv(gym.Env[np.ndarray, np.ndarray]):
             announced / CARB_SCALE,
             math.sin(angle), math.cos(angle),
         ])
-        return np.clip(obs, -OBS_LIMIT, OBS_LIMIT).astype(np.float32)
+        return np.clip(obs, OBS_LOW, OBS_HIGH).astype(np.float32)
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
               ) -> tuple[np.ndarray, dict[str, Any]]:

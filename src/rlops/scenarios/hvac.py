@@ -29,9 +29,9 @@ inner control loop inside the environment: with power the agent owns the whole d
 before the peak, riding the comfort band) and the energy it spends is exactly what it chose. Electric energy is
 ``|Q_hvac| / COP * dt`` (a heat pump, one COP per mode).
 
-**Observation** (float32, each O(1), clipped to ``[-10, 10]``): ``(T_i - 20) / 10``, ``(T_e - 20) / 10``,
-``(T_o - 10) / 15``, ``sin`` and ``cos`` of the hour of day, occupied now (0/1), occupied one hour ahead (0/1),
-price now and price one hour ahead divided by ``price_peak``.
+**Observation** (float32, each O(1), clipped to the bounds of the observation space): ``(T_i - 20) / 10``,
+``(T_e - 20) / 10``, ``(T_o - 10) / 15``, ``sin`` and ``cos`` of the hour of day, occupied now (0/1), occupied one
+hour ahead (0/1), price now and price one hour ahead divided by ``price_peak``.
 
 **KPIs** (``info`` every step): ``energy_kwh`` (electric kWh), ``energy_cost`` ($), ``comfort_violation``
 (degree-hours outside ``[comfort_low, comfort_high]`` while occupied, from the interior temperature at the end of
@@ -68,7 +68,10 @@ COMFORT_VIOLATED, UNSAFE = "comfort_violated", "unsafe_temperature"
 #: Observation scaling: ``(T - TEMP_CENTER) / TEMP_SCALE`` for the zone's two temperatures.
 TEMP_CENTER, TEMP_SCALE = 20.0, 10.0
 OUTDOOR_CENTER, OUTDOOR_SCALE = 10.0, 15.0
-OBS_LIMIT = 10.0
+#: Bounds of each observation entry (values outside are clipped): temperatures -10..50 °C (outdoor -35..55 °C),
+#: the clock, the occupancy flags, prices up to twice the peak price.
+OBS_LOW = np.array([-3.0, -3.0, -3.0, -1.0, -1.0, 0.0, 0.0, 0.0, 0.0], dtype=np.float32)
+OBS_HIGH = np.array([3.0, 3.0, 3.0, 1.0, 1.0, 1.0, 1.0, 2.0, 2.0], dtype=np.float32)
 UNSAFE_LOW, UNSAFE_HIGH = 12.0, 30.0
 
 
@@ -203,7 +206,7 @@ class HvacEnv(gym.Env[np.ndarray, np.ndarray]):
         self.horizon = days * (1440 // step_minutes)
         self.comfort_weight = float(comfort_weight)
         self.action_space = spaces.Box(-1.0, 1.0, shape=(1,), dtype=np.float32)
-        self.observation_space = spaces.Box(-OBS_LIMIT, OBS_LIMIT, shape=(9,), dtype=np.float32)
+        self.observation_space = spaces.Box(OBS_LOW, OBS_HIGH, dtype=np.float32)
         self._ad, self._bd = self.params.discretise(self.dt)
         self._t = 0
         self._ti, self._te = 21.0, 20.0
@@ -252,7 +255,7 @@ class HvacEnv(gym.Env[np.ndarray, np.ndarray]):
             float(p.occupied(h)), float(p.occupied(h + 1.0)),
             p.price(h) / p.price_peak, p.price(h + 1.0) / p.price_peak,
         ])
-        return np.clip(obs, -OBS_LIMIT, OBS_LIMIT).astype(np.float32)
+        return np.clip(obs, OBS_LOW, OBS_HIGH).astype(np.float32)
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
               ) -> tuple[np.ndarray, dict[str, Any]]:

@@ -27,9 +27,9 @@ so two controllers on the same seed face the same luck; only wear decides whethe
 **Action** (``[-1, 1]^6``): the first three numbers are the rates ``r_i = (a_i + 1) / 2``; the last three request
 preventive maintenance of machine ``i`` when ``> 0``.
 
-**Observation** (float32, clipped to ``[0, 10]``): per machine its wear ``w_i / eta``, 1.0 while under repair,
-its remaining downtime (repair or maintenance) / 10 h; then each buffer / ``buffer_capacity``, finished goods /
-50 and backlog / 50.
+**Observation** (float32, clipped to the bounds of the observation space): per machine its wear ``w_i / eta``, 1.0
+while under repair, its remaining downtime (repair or maintenance) / 10 h; then each buffer / ``buffer_capacity``,
+finished goods / 50 and backlog / 50.
 
 **KPIs**: ``throughput`` (units shipped), ``cost`` ($: maintenance, repairs, downtime, holding, backlog) and
 ``downtime`` (machine-hours down). **Constraint**: ``backlog_exceeded`` when the backlog is above
@@ -62,7 +62,10 @@ THROUGHPUT, COST, DOWNTIME = "throughput", "cost", "downtime"
 BACKLOG_EXCEEDED = "backlog_exceeded"
 STOCK_SCALE = 50.0
 DOWNTIME_SCALE = 10.0
-OBS_LIMIT = 10.0
+#: Upper bounds of the observation entries (values above are clipped): wear 5 eta, repair flag, 100 h down; buffer
+#: fill; finished goods and backlog 500 units. Every entry is >= 0.
+MACHINE_HIGH = (5.0, 1.0, 10.0)
+STOCK_HIGH = 10.0
 
 
 @dataclass(frozen=True)
@@ -158,7 +161,8 @@ class ManufacturingLineEnv(gym.Env[np.ndarray, np.ndarray]):
         self.horizon = hours
         n = self.params.machines
         self.action_space = spaces.Box(-1.0, 1.0, shape=(2 * n,), dtype=np.float32)
-        self.observation_space = spaces.Box(0.0, OBS_LIMIT, shape=(3 * n + (n - 1) + 2,), dtype=np.float32)
+        self._obs_high = np.array(MACHINE_HIGH * n + (1.0,) * (n - 1) + (STOCK_HIGH, STOCK_HIGH), dtype=np.float32)
+        self.observation_space = spaces.Box(np.zeros_like(self._obs_high), self._obs_high, dtype=np.float32)
         self._caps = self.params.capacities()
         self._t = 0
         self._wear = np.zeros(n)
@@ -177,7 +181,7 @@ class ManufacturingLineEnv(gym.Env[np.ndarray, np.ndarray]):
                                 self._down / DOWNTIME_SCALE], axis=1).reshape(-1)
         obs = np.concatenate([per_machine, self._buffers / p.buffer_capacity,
                               [self._finished / STOCK_SCALE, self._backlog / STOCK_SCALE]])
-        return np.clip(obs, 0.0, OBS_LIMIT).astype(np.float32)
+        return np.clip(obs, 0.0, self._obs_high).astype(np.float32)
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
               ) -> tuple[np.ndarray, dict[str, Any]]:

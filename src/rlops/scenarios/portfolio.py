@@ -23,12 +23,12 @@ long-only and fully invested.
 to them only when the fourth number is ``> 0``, otherwise it is left to drift (no trade, no cost). A mapping by
 normalisation, not softmax, so that corner portfolios (60/40 with no commodities) are reachable exactly.
 
-**Observation** (float32, clipped to ``[-10, 10]``): current weights (3); trailing 5-day mean returns / 1%
-(3); trailing 21-day mean returns / 0.5% (3); trailing 21-day annualised volatility / 20% (3); the probability of
-the turbulent regime from a Hamilton filter that knows the model's constants (the investor's regime belief from
-public returns); the current drawdown x 5; and the day within the 21-day month / 21. The regime itself stays hidden.
-Returns, regimes and the filter are drawn and computed at reset (63 days of history come first), so every
-controller faces the same market on the same seed.
+**Observation** (float32, clipped to the bounds of the observation space): current weights (3); trailing 5-day mean
+returns / 1% (3); trailing 21-day mean returns / 0.5% (3); trailing 21-day annualised volatility / 20% (3); the
+probability of the turbulent regime from a Hamilton filter that knows the model's constants (the investor's regime
+belief from public returns); the current drawdown x 5; and the day within the 21-day month / 21. The regime itself
+stays hidden. Returns, regimes and the filter are drawn and computed at reset (63 days of history come first), so
+every controller faces the same market on the same seed.
 
 **KPIs**: ``return`` (daily log return of wealth in %, summed: the episode's log return), ``volatility``
 (annualised realised volatility so far, ``sqrt(252 mean(r^2))`` in %, its last value is the episode's) and
@@ -64,7 +64,9 @@ ASSETS = ("equities", "bonds", "commodities")
 TRADING_DAYS = 252
 MONTH = 21
 HISTORY = 63
-OBS_LIMIT = 10.0
+#: Bounds of the observation entries (values outside are clipped); see the module docstring for their order.
+OBS_LOW = np.array([0.0] * 3 + [-5.0] * 6 + [0.0] * 3 + [0.0, 0.0, 0.0], dtype=np.float32)
+OBS_HIGH = np.array([1.0] * 3 + [5.0] * 6 + [5.0] * 3 + [1.0, 5.0, 1.0], dtype=np.float32)
 
 
 @dataclass(frozen=True)
@@ -179,7 +181,7 @@ class PortfolioEnv(gym.Env[np.ndarray, np.ndarray]):
         self.horizon, self.risk_aversion = days, float(risk_aversion)
         n = len(ASSETS)
         self.action_space = spaces.Box(-1.0, 1.0, shape=(n + 1,), dtype=np.float32)
-        self.observation_space = spaces.Box(-OBS_LIMIT, OBS_LIMIT, shape=(4 * n + 3,), dtype=np.float32)
+        self.observation_space = spaces.Box(OBS_LOW, OBS_HIGH, dtype=np.float32)
         self._t = 0
         self._weights = np.full(n, 1.0 / n)
         self._wealth = self._peak = 1.0
@@ -234,7 +236,7 @@ class PortfolioEnv(gym.Env[np.ndarray, np.ndarray]):
         drawdown = 1.0 - self._wealth / self._peak
         obs = np.concatenate([self._weights, past5.mean(axis=0) / 0.01, past21.mean(axis=0) / 0.005, vol / 0.2,
                               [self._belief[k - 1], 5.0 * drawdown, (self._t % MONTH) / MONTH]])
-        return np.clip(obs, -OBS_LIMIT, OBS_LIMIT).astype(np.float32)
+        return np.clip(obs, OBS_LOW, OBS_HIGH).astype(np.float32)
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
               ) -> tuple[np.ndarray, dict[str, Any]]:

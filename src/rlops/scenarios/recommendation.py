@@ -136,7 +136,9 @@ class RecommendationEnv(gym.Env[np.ndarray, np.integer[Any]]):
         self._mature = self.params.mature()
         d = self.params.n_features
         self.action_space = spaces.Discrete(self.params.n_items)
-        self.observation_space = spaces.Box(-OBS_LIMIT, OBS_LIMIT, shape=(d + 1,), dtype=np.float32)
+        low = np.append(np.full(d, -OBS_LIMIT), 0.0).astype(np.float32)
+        high = np.append(np.full(d, OBS_LIMIT), 1.0).astype(np.float32)
+        self.observation_space = spaces.Box(low, high, dtype=np.float32)
         self._t = 0
         self._users = np.zeros((users, d + 1))
         self._uniforms = np.zeros(users)
