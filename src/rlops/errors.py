@@ -25,6 +25,10 @@ class ValidationError(RlopsError, ValueError):
         self.rule = rule
         super().__init__(f"{field}: {rule}" if field else rule)
 
+    def __reduce__(self) -> tuple[type[ValidationError], tuple[str, str]]:
+        # Rebuilt from both arguments, so the error crosses process pools intact.
+        return (type(self), (self.field, self.rule))
+
 
 class ConfigError(RlopsError, ValueError):
     """A configuration file (schema, reward spec, deployment, manifest) is malformed or inconsistent."""

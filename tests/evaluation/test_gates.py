@@ -16,9 +16,9 @@ RESULTS = {
                                   "warnings": ["low_ess"]}},
             "logging": {"value": 0.25}},
     "stress": {"variations": {
-        "nominal": {"candidate": {"return_cvar": -100.0}, "baseline": {"return_cvar": -110.0}},
-        "noise": {"candidate": {"return_cvar": -120.0}, "baseline": {"return_cvar": -116.0}},
-        "delay": {"candidate": {"return_cvar": -130.0}, "baseline": {"return_cvar": -120.0}}}},
+        "nominal": {"candidate": {"cvar": -100.0}, "baseline": {"cvar": -110.0}},
+        "noise": {"candidate": {"cvar": -120.0}, "baseline": {"cvar": -116.0}},
+        "delay": {"candidate": {"cvar": -130.0}, "baseline": {"cvar": -120.0}}}},
     "budget": {"measurement": {"p99_ms": 1.8}},
 }
 
@@ -45,8 +45,8 @@ def test_against_another_metric_and_support_warnings() -> None:
 
 
 def test_wildcards_pair_keys_and_tolerance_is_relative() -> None:
-    g = {"metric": "stress.variations.*.candidate.return_cvar", "op": ">=",
-         "than": "stress.variations.*.baseline.return_cvar"}
+    g = {"metric": "stress.variations.*.candidate.cvar", "op": ">=",
+         "than": "stress.variations.*.baseline.cvar"}
     strict = evaluate(gate(**g), RESULTS)
     assert strict.status is Status.FAIL
     assert {c.key.split(".")[2]: c.status for c in strict.checks} == {
@@ -90,3 +90,13 @@ def test_gates_file_from_yaml(tmp_path: Path) -> None:
     path = tmp_path / "gates.yaml"
     path.write_text("gates:\n  - name: latency\n    metric: budget.measurement.p99_ms\n    op: '<'\n    value: 2\n")
     assert GatesFile.load(path).gates[0].value == 2.0
+
+
+def test_validation_errors_survive_pickling() -> None:
+    import pickle
+
+    from rlops.errors import ValidationError
+
+    again = pickle.loads(pickle.dumps(ValidationError("context.age", "above the maximum 90")))
+    assert (again.field, again.rule, str(again)) == ("context.age", "above the maximum 90",
+                                                     "context.age: above the maximum 90")

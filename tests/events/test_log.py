@@ -31,8 +31,8 @@ from rlops.events import (
 from rlops.events import compaction as compaction_module
 from rlops.events import frames as frames_module
 from rlops.events import log as log_module
-from rlops.events.log import IndexCursor
 from rlops.events.frames import HEADER_SIZE, MAGIC, encode_batch
+from rlops.events.log import IndexCursor
 
 WRITER = Path(__file__).with_name("writer_proc.py")
 

@@ -12,9 +12,9 @@ lists the paths), and ``*`` matches every key at one level, so one gate can cove
         op: ">"
         than: ope.logging.value
       - name: tail return under stress is not 5% worse than the baseline's
-        metric: stress.variations.*.candidate.return_cvar
+        metric: stress.variations.*.candidate.cvar
         op: ">="
-        than: stress.variations.*.baseline.return_cvar
+        than: stress.variations.*.baseline.cvar
         tolerance: 0.05          # relative: threshold = other - 5% of |other|
       - name: p99 latency at batch 1
         metric: budget.measurement.p99_ms

@@ -125,6 +125,7 @@ class ScenarioSpec:
 
     def scaled(self, factors: Mapping[str, float]) -> Any:
         """The default constants with each named one multiplied by its factor (e.g. ``{"r": 1.2}`` is +20%)."""
+        self.params({k: 1.0 for k in factors})  # names checked first: unknown ones are a ValidationError
         base = self.default_params()
         return self.params({k: getattr(base, k) * f for k, f in factors.items()})
 
