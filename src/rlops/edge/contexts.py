@@ -136,7 +136,8 @@ class ContextEncoder:
             elif column.kind is RawKind.CODE:
                 if not types <= _STRINGS:
                     raise _Refused
-                codes = np.array(list(map(self._index[column.feature].get, values, repeat(-1.0))))
+                codes = np.fromiter(map(self._index[column.feature].get, values, repeat(-1.0)), np.float64,
+                                    count=len(values))
                 self._resolve_unknown(column, codes, values)
                 out[:, at] = codes
             else:
@@ -144,10 +145,10 @@ class ContextEncoder:
                     raise _Refused
                 if not set(map(type, chain.from_iterable(values))) <= _NUMBERS:
                     raise _Refused
-                vectors = np.array(values, dtype=np.float64)
+                vectors = np.fromiter(chain.from_iterable(values), np.float64, count=len(values) * column.width)
                 if not bool(np.isfinite(vectors).all()) or not _in_bounds(vectors, feature):
                     raise _Refused
-                out[:, at:at + column.width] = vectors
+                out[:, at:at + column.width] = vectors.reshape(len(values), column.width)
         except (OverflowError, ValueError, TypeError) as e:
             raise _Refused from e
         return values
@@ -234,17 +235,14 @@ class ContextEncoder:
             return False
         if values.dtype.kind == "O" and not set(map(type, values.tolist())) <= _STRINGS:
             return False
-        if values.size == 0:
-            return True
-        uniques, inverse = np.unique(values, return_inverse=True)
-        index = self._index[column.feature]
-        lookup = np.array([index.get(u, -1.0) for u in uniques.tolist()])
-        missing = np.flatnonzero(lookup < 0)
-        if missing.size:
-            if column.unknown_code is None or any(len(u) > MAX_STRING_LENGTH for u in uniques[missing].tolist()):
-                return False
-            lookup[missing] = float(column.unknown_code)
-        out[:, column.start] = lookup[inverse.reshape(-1)]
+        strings = values.tolist()
+        codes = np.fromiter(map(self._index[column.feature].get, strings, repeat(-1.0)), np.float64,
+                            count=len(strings))
+        try:
+            self._resolve_unknown(column, codes, strings)
+        except _Refused:
+            return False
+        out[:, column.start] = codes
         return True
 
     @staticmethod

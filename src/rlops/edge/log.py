@@ -37,19 +37,29 @@ from rlops.errors import StorageError
 FORMAT = "rlops.edge.decisions"
 FORMAT_VERSION = 1
 
+def _plain(value: Any) -> Any:
+    return value.tolist() if isinstance(value, np.ndarray) else value
+
+
 try:  # orjson (an rlops dependency) writes a batch about ten times faster; the runtime works without it
     import orjson
 
+    def _for_orjson(value: Any) -> Any:
+        """orjson writes numeric numpy arrays itself (C-contiguous ones); strings and objects go as lists."""
+        if isinstance(value, np.ndarray):
+            return np.ascontiguousarray(value) if value.dtype.kind in "biuf" else value.tolist()
+        return value
+
     def _dumps(line: dict[str, Any]) -> bytes:
-        return orjson.dumps(line, option=orjson.OPT_SERIALIZE_NUMPY)
+        line["context"] = {k: _for_orjson(v) for k, v in line["context"].items()}
+        return orjson.dumps({k: _for_orjson(v) for k, v in line.items()}, option=orjson.OPT_SERIALIZE_NUMPY)
 
 except ImportError:  # pragma: no cover - orjson is installed with rlops
     _encode = json.JSONEncoder(separators=(",", ":"), allow_nan=False, ensure_ascii=False).encode
 
     def _dumps(line: dict[str, Any]) -> bytes:
-        plain = {k: v.tolist() if isinstance(v, np.ndarray) else v for k, v in line.items()}
-        plain["context"] = {k: v.tolist() if isinstance(v, np.ndarray) else v for k, v in line["context"].items()}
-        return _encode(plain).encode()
+        line["context"] = {k: _plain(v) for k, v in line["context"].items()}
+        return _encode({k: _plain(v) for k, v in line.items()}).encode()
 
 
 def encode_line(*, deployment: str | None, policy_version: str, mode: str, ts: int, latency_us: int,

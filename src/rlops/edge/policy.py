@@ -269,11 +269,9 @@ class EdgePolicy:
             row = int(np.flatnonzero(~((propensity > 0) & np.isfinite(propensity)))[0])
             raise ValidationError(f"decisions[{row}].propensity", f"must be a finite number > 0 to be logged, got "
                                                                   f"{float(propensity[row])!r}")
-        context = {name: values.tolist() if isinstance(values, np.ndarray) else values
-                   for name, values in columns.items()}
         line = encode_line(deployment=self.manifest.deployment, policy_version=self.policy_version, mode=SERVED,
                            ts=time.time_ns() // 1000, latency_us=batch.latency_us, actions=self.actions,
-                           decision_ids=batch.decision_ids, unit_ids=units, context=context,
+                           decision_ids=batch.decision_ids, unit_ids=units, context=dict(columns),
                            propensity=propensity, action_index=None if self._is_box else batch.action_index,
                            action=batch.action_vectors, probabilities=batch.probabilities)
         log.append(line)

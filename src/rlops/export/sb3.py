@@ -66,7 +66,7 @@ def _network(policy: SB3Policy, outputs: tuple[str, ...]) -> Any:
             self.policy = model.policy
 
         def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-            obs = x.reshape((-1, *shape))
+            obs = x if len(shape) == 1 else x.reshape((-1, *shape))  # no reshape nodes for flat observations
             values: dict[str, torch.Tensor] = {}
             if algo == "DQN":
                 values[SCORES] = self.policy.q_net(obs)
@@ -80,7 +80,7 @@ def _network(policy: SB3Policy, outputs: tuple[str, ...]) -> Any:
                 values[MEAN], values[LOG_STD], _ = self.policy.actor.get_action_dist_params(obs)
             else:
                 values[MEAN] = self.policy.actor(obs)
-            return tuple(values[name].reshape(obs.shape[0], -1) for name in outputs)
+            return tuple(v if v.dim() == 2 else v.reshape(obs.shape[0], -1) for v in (values[n] for n in outputs))
 
     return Head()
 
