@@ -58,6 +58,9 @@ def _rewrite(exported: Path, change: dict[str, Any]) -> None:
     ({"exploration.rule": "ucb"}, "exploration: Input tag 'ucb' found using 'rule' does not match"),
     ({"preprocessing.columns.columns": []}, "preprocessing.columns does not match the schema's features"),
     ({"model.file": "other.onnx"}, "model file other.onnx is missing"),
+    ({"actions": ["a", "b"]}, "actions ['a', 'b'] are not the schema's ['a', 'b', 'c', 'd']"),
+    ({"exploration": {"rule": "gaussian", "low": [0.0], "high": [1.0]}},
+     "exploration.rule 'gaussian' does not fit the schema's 'discrete' actions"),
 ])
 def test_a_bad_manifest_is_one_clear_error(exported: Path, change: dict[str, Any], message: str) -> None:
     _rewrite(exported, change)

@@ -133,6 +133,6 @@ class Thompson(_DiscreteRule):
         n, k = mean.shape
         z = rng.standard_normal((n, self.n_samples, k))
         winners = np.argmax(mean[:, None, :] + self.v * std[:, None, :] * z, axis=2)
-        counts = np.zeros((n, k))
-        np.add.at(counts, (np.repeat(np.arange(n), self.n_samples), winners.ravel()), 1.0)
+        cells = (np.arange(n)[:, None] * k + winners).ravel()  # row-major (row, action) cell of every sample
+        counts = np.bincount(cells, minlength=n * k).reshape(n, k)
         return sampled(counts / self.n_samples, rng)

@@ -31,7 +31,7 @@ from rlops.edge.continuous import ActorNoise, Gaussian, SquashedGaussian
 from rlops.edge.discrete import Categorical, EpsilonGreedy, Greedy, Softmax, Thompson
 from rlops.edge.layout import RawLayout
 from rlops.errors import ConfigError, NotFoundError
-from rlops.schema import Schema
+from rlops.schema import BoxActions, DiscreteActions, Schema
 
 FORMAT = "rlops.edge"
 FORMAT_VERSION = 1
@@ -43,7 +43,8 @@ IN_GRAPH = ("input: float64 (n, width), one column per scalar feature (booleans 
             "Schema.encode's matrix as gathered * keep + (gathered == code), gathered = raw @ select (0/1), code NaN "
             "for pass-through columns, and feeds it to the policy's network.")
 
-ExplorationRule = Annotated[
+#: The manifest's ``exploration``: one of the rules, told apart by its ``rule`` field.
+RuleSpec = Annotated[
     Greedy | EpsilonGreedy | Softmax | Categorical | Thompson | Gaussian | SquashedGaussian | ActorNoise,
     Field(discriminator="rule"),
 ]
@@ -96,10 +97,25 @@ class EdgeManifest(BaseModel):
     schema_: Schema = Field(alias="schema")
     actions: list[str]
     preprocessing: Preprocessing
-    exploration: ExplorationRule
+    exploration: RuleSpec
 
     def to_json(self) -> str:
         return json.dumps(self.model_dump(mode="json", by_alias=True), indent=2, sort_keys=True) + "\n"
+
+
+def _check_actions(manifest: EdgeManifest, where: Path) -> None:
+    """The action names, the rule and the schema's action space must agree."""
+    schema, rule = manifest.schema_, manifest.exploration
+    if manifest.actions != schema.action_names():
+        raise ConfigError(f"{where}: actions {manifest.actions[:20]} are not the schema's {schema.action_names()[:20]}")
+    box = isinstance(rule, Gaussian | SquashedGaussian | ActorNoise)
+    if isinstance(schema.actions, BoxActions):
+        if not isinstance(rule, Gaussian | SquashedGaussian | ActorNoise) or len(rule.low) != schema.actions.dim:
+            raise ConfigError(f"{where}: exploration.rule {rule.rule.value!r} does not act on the schema's box of "
+                              f"dimension {schema.actions.dim}")
+    elif box or not isinstance(schema.actions, DiscreteActions):
+        raise ConfigError(f"{where}: exploration.rule {rule.rule.value!r} does not fit the schema's "
+                          f"'{schema.actions.type}' actions")
 
 
 def manifest_path(model_path: str | os.PathLike[str]) -> Path:
@@ -166,6 +182,7 @@ def read_manifest(path: str | os.PathLike[str]) -> tuple[EdgeManifest, Path]:
         raise ConfigError(f"{where}: {field}: {first['msg']}") from e
     if manifest.preprocessing.columns != RawLayout.from_schema(manifest.schema_):
         raise ConfigError(f"{where}: preprocessing.columns does not match the schema's features")
+    _check_actions(manifest, where)
     model = where.with_name(manifest.model.file)
     if not model.is_file():
         raise NotFoundError(f"{where}: model file {model.name} is missing")

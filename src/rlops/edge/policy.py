@@ -26,7 +26,7 @@ import numpy as np
 from rlops.edge.contexts import ContextEncoder
 from rlops.edge.ids import new_ids
 from rlops.edge.log import DecisionLog, encode_line
-from rlops.edge.manifest import EdgeManifest, ExplorationRule, read_manifest
+from rlops.edge.manifest import EdgeManifest, RuleSpec, read_manifest
 from rlops.edge.rules import RuleResult
 from rlops.errors import ConfigError, DependencyNotInstalled, ValidationError
 from rlops.schema import Schema
@@ -135,7 +135,7 @@ class EdgePolicy:
                  log: DecisionLog | None = None) -> None:
         self.manifest = manifest
         self.schema: Schema = manifest.schema_
-        self.rule: ExplorationRule = manifest.exploration
+        self.rule: RuleSpec = manifest.exploration
         self.actions = list(manifest.actions)
         self.policy_version = manifest.policy_version
         self.log = log

@@ -29,10 +29,10 @@ from rlops.edge.discrete import Softmax as SoftmaxRule
 from rlops.edge.layout import RawLayout
 from rlops.edge.manifest import (
     EdgeManifest,
-    ExplorationRule,
     ExportedFrom,
     ModelFile,
     Preprocessing,
+    RuleSpec,
     manifest_path,
     sha256_file,
     write_atomic,
@@ -57,7 +57,7 @@ from rlops.schema import BoxActions, DiscreteActions
 SUPPORTED = ("linucb, linear_thompson, epsilon_greedy and softmax over a linear or ridge scorer, uniform, and sb3 "
              "(PPO, A2C, DQN, SAC, TD3, DDPG), with fixed discrete actions (sb3 also box actions)")
 
-Head = tuple[onnx.ModelProto, ExplorationRule]
+Head = tuple[onnx.ModelProto, RuleSpec]
 
 
 @dataclass(frozen=True)
@@ -91,7 +91,7 @@ def _scorer_head(policy: EpsilonGreedy | Softmax, width: int) -> onnx.ModelProto
 def _linear_head(policy: BasePolicy) -> Head:
     width = policy.schema.width
     if isinstance(policy, LinUCB):
-        rule: ExplorationRule = EpsilonGreedyRule(epsilon=policy.epsilon) if policy.epsilon > 0 else Greedy()
+        rule: RuleSpec = EpsilonGreedyRule(epsilon=policy.epsilon) if policy.epsilon > 0 else Greedy()
         return ucb_head(width, policy.model.theta, policy.model.A_inv, policy.alpha), rule
     if isinstance(policy, LinearThompson):
         return moments_head(width, policy.model.theta, policy.model.A_inv), Thompson(v=policy.v,

@@ -27,7 +27,7 @@ import onnx
 
 from rlops.edge.continuous import ActorNoise, Gaussian, SquashedGaussian
 from rlops.edge.discrete import Categorical, EpsilonGreedy, Greedy
-from rlops.edge.manifest import ExplorationRule
+from rlops.edge.manifest import RuleSpec
 from rlops.edge.rules import LOG_STD, MEAN, PROBABILITIES, SCORES, STD
 from rlops.policies import SB3Policy
 from rlops.schema import BoxActions
@@ -35,7 +35,7 @@ from rlops.schema import BoxActions
 OPSET = 17
 
 
-def _rule(policy: SB3Policy) -> ExplorationRule:
+def _rule(policy: SB3Policy) -> RuleSpec:
     algo, deterministic = policy.algo, policy.deterministic
     if not isinstance(policy.schema.actions, BoxActions):
         if algo == "DQN":
@@ -85,7 +85,7 @@ def _network(policy: SB3Policy, outputs: tuple[str, ...]) -> Any:
     return Head()
 
 
-def sb3_head(policy: SB3Policy) -> tuple[onnx.ModelProto, ExplorationRule]:
+def sb3_head(policy: SB3Policy) -> tuple[onnx.ModelProto, RuleSpec]:
     """The head of an SB3 policy (input ``x``, float32 ``(n, schema.width)``) and the rule that acts on it."""
     import torch
 
