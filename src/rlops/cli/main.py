@@ -22,6 +22,7 @@ from rlops.errors import RlopsError
 # Topic modules add their commands to ``app`` when imported.
 from rlops.cli import data as _data  # noqa: F401  isort: skip
 from rlops.cli import plan as _plan  # noqa: F401  isort: skip
+from rlops.cli import validate as _validate  # noqa: F401  isort: skip
 
 if TYPE_CHECKING:
     from rlops.service import ServiceSettings

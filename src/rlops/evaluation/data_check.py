@@ -259,8 +259,8 @@ def _chosen_actions(table: pa.Table, schema: Schema) -> tuple[list[str | None], 
     known = set(names)
     unknown = 0
     for i, action in enumerate(chosen):
-        allowed = offered[i] if offered is not None and offered[i] else known
-        if action is None or action not in allowed:
+        if action is None or action not in known or (offered is not None and offered[i]
+                                                     and action not in offered[i]):
             unknown += 1
     return chosen, unknown
 
