@@ -82,14 +82,14 @@ def new_ids(n: int) -> list[str]:
 def _encode_run(ms: int, first: int, n: int) -> list[str]:
     """Ids ``(ms, first + i)`` for ``i < n <= _CHUNK``: 130 bits as 26 five-bit digits (2 zero bits, 48 of time,
     80 of counter). Only the low 20 bits of the counter count up, carrying at most once into the upper 60, so
-    every id is one of two 22-digit prefixes plus four digits computed in numpy."""
+    every id is one of two 22-character prefixes plus four characters computed in numpy."""
     low = (first & 0xFFFFF) + np.arange(n, dtype=np.int64)
-    carry = low >> 20
-    low &= 0xFFFFF
-    prefixes = np.array([_digits(ms, 10) + _digits((first >> 20) + c, 12) for c in (0, 1)], dtype=np.uint8)
-    digits = np.empty((n, 27), dtype=np.uint8)
-    digits[:, :22] = prefixes[carry]
+    carried = low > 0xFFFFF
+    chars = np.empty((n, 27), dtype=np.uint8)
+    for c, rows in ((0, slice(None)), (1, carried)):
+        if c == 0 or carried[-1]:  # the counter only increases: if any row carried, the last one did
+            chars[rows, :22] = _ALPHABET[_digits(ms, 10) + _digits((first >> 20) + c, 12)]
     for j in range(4):
-        digits[:, 22 + j] = (low >> (15 - 5 * j)) & 31
-    digits[:, 26] = 32
-    return _ALPHABET[digits].tobytes().decode("ascii").split()
+        chars[:, 22 + j] = _ALPHABET[(low >> (15 - 5 * j)) & 31]
+    chars[:, 26] = 32  # a space after each id: one split() cuts the text into ids
+    return chars.tobytes().decode("ascii").split()
