@@ -10,25 +10,36 @@ high-confidence empirical-Bernstein lower bound), the effective sample size, the
 from rlops.evaluation.ope.base import Estimator
 from rlops.evaluation.ope.data import BanditData
 from rlops.evaluation.ope.dr import DirectMethod, DoublyRobust, DRos, SelfNormalizedDR, SwitchDR
+from rlops.evaluation.ope.episodes import EpisodeData
+from rlops.evaluation.ope.fqe import FQE, NetworkFactory, Optimizer, QFunction, mlp
 from rlops.evaluation.ope.intervals import Terms
 from rlops.evaluation.ope.ips import IPS, SNIPS
 from rlops.evaluation.ope.result import Estimate, Interval, IntervalMethod, IntervalSpec, SupportWarning
 from rlops.evaluation.ope.reward_model import CrossFitted, RewardFeatures, RewardModel, cross_fit
+from rlops.evaluation.ope.sequential import PDDR, PDIS, WPDIS
 from rlops.evaluation.ope.support import SupportThresholds
 
 __all__ = [
+    "FQE",
     "IPS",
+    "PDDR",
+    "PDIS",
     "SNIPS",
+    "WPDIS",
     "BanditData",
     "CrossFitted",
     "DRos",
     "DirectMethod",
     "DoublyRobust",
+    "EpisodeData",
     "Estimate",
     "Estimator",
     "Interval",
     "IntervalMethod",
     "IntervalSpec",
+    "NetworkFactory",
+    "Optimizer",
+    "QFunction",
     "RewardFeatures",
     "RewardModel",
     "SelfNormalizedDR",
@@ -37,4 +48,5 @@ __all__ = [
     "SwitchDR",
     "Terms",
     "cross_fit",
+    "mlp",
 ]

@@ -102,7 +102,7 @@ def check_propensity(field: str, value: Any, n: int, *, discrete: bool = True) -
     return arr
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # arrays: compare the fields, not the holder
 class BanditData:
     """Logged contextual-bandit feedback and the target policy to evaluate on it.
 
