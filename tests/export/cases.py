@@ -145,4 +145,6 @@ CASES: dict[str, PolicyFactory] = {
     "sb3_sac_mean": lambda: SB3Policy(BOX, sb3_model("SAC", True), deterministic=True),
     "sb3_td3": lambda: SB3Policy(BOX, sb3_model("TD3", True), noise_std=0.2),
     "sb3_td3_mean": lambda: SB3Policy(BOX, sb3_model("TD3", True), deterministic=True),
+    "sb3_ddpg": lambda: SB3Policy(BOX, sb3_model("DDPG", True), noise_std=0.3),
+    "sb3_a2c_box": lambda: SB3Policy(BOX, sb3_model("A2C", True)),
 }

@@ -35,7 +35,8 @@ def _run(name: str, tmp_path: Path) -> tuple[BasePolicy, EdgePolicy, list[dict[s
     return policy, edge, batch, expected, got
 
 
-DISCRETE_CASES = [n for n, f in CASES.items() if not n.startswith(("sb3_sac", "sb3_td3", "sb3_ppo_box"))]
+DISCRETE_CASES = [n for n in CASES if not n.startswith(("sb3_sac", "sb3_td3", "sb3_ppo_box", "sb3_ddpg",
+                                                          "sb3_a2c_box"))]
 BOX_CASES = [n for n in CASES if n not in DISCRETE_CASES]
 
 
@@ -62,7 +63,7 @@ def _network_outputs(policy: SB3Policy, x: np.ndarray) -> dict[str, np.ndarray]:
         if policy.algo == "SAC":
             mean, log_std, _ = policy.model.actor.get_action_dist_params(obs)
             return {MEAN: mean.numpy(), LOG_STD: log_std.numpy()}
-        if policy.algo == "PPO":
+        if policy.algo in ("PPO", "A2C"):
             distribution = policy.model.policy.get_distribution(obs).distribution
             return {MEAN: distribution.mean.numpy(), STD: distribution.stddev.numpy()}
         return {MEAN: policy.model.actor(obs).numpy()}
