@@ -117,10 +117,12 @@ def bootstrap_interval(terms: Terms, spec: IntervalSpec) -> Interval:
     packed = terms.packed()
     chunk = max(1, _CHUNK_ELEMENTS // (n * packed.shape[1]))
     rng = np.random.default_rng(spec.seed)
+    index_type = np.uint32 if n < 2**32 else np.int64
     values = np.empty(spec.n_bootstrap)
     for start in range(0, spec.n_bootstrap, chunk):  # a loop over chunks of replicates, never over units
         b = min(chunk, spec.n_bootstrap - start)
-        values[start:start + b] = terms.resampled(packed, rng.integers(0, n, size=(b, n)))
+        index = rng.integers(0, n, size=(b, n), dtype=index_type)  # 32-bit draws: about twice as fast
+        values[start:start + b] = terms.resampled(packed, index)
     alpha = 1.0 - spec.level
     low, high = np.quantile(values, [alpha / 2.0, 1.0 - alpha / 2.0])
     return Interval(float(low), float(high), spec.level, IntervalMethod.BOOTSTRAP)
