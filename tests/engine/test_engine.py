@@ -355,9 +355,36 @@ def test_junk_ids_never_make_the_engine_reread_the_log(engine: Engine, monkeypat
     real = engine.log.update_decision_index
     monkeypatch.setattr(engine.log, "update_decision_index", lambda *a: reads.append(1) or real(*a))
     time.sleep(1.05)
-    for junk in ("nope", "x" * 200, "01ARZ3NDEKTSV4RRFFQ69G5FAV"):  # the last is a well-formed id from 2016
+    for junk in ("nope", "x" * 200, "ZZZZZZZZZZZZZZZZZZZZZZZZZZ"):
         assert engine.report(junk, {"clicked": True}).reason == "unknown decision"
     assert reads == []
+    # Well-formed but old ids (as an edge device's ingested decisions are) cost at most one update a second.
+    for i in range(20):
+        old = f"01ARZ3NDEKTSV4RRFFQ69G5F{i:02d}"
+        assert engine.report(old, {"clicked": True}).reason == "unknown decision"
+    assert reads == [1]
+
+
+def test_an_ingested_older_decision_is_found_by_a_running_engine(tmp_path: Path) -> None:
+    """Decisions minted earlier, stored later (edge logs): a running engine recognises their outcomes."""
+    from rlops.engine.engine import now_us
+    from rlops.events import DecisionRecord, EventLog, Mode
+    from rlops.events.ids import new_id
+
+    with Engine(tmp_path / "home") as engine:
+        engine.apply(spec())
+        engine.decide("news", USER, "u")  # the index is read now
+        minted = new_id()  # an id minted before the index read's cut-off...
+        time.sleep(1.1)
+        d = engine.decide("news", USER, "u2")  # a template for a well-formed record
+        assert d.probabilities is not None
+        with EventLog(engine.home.events) as other:  # ...and stored afterwards, as `rlops events ingest` would
+            other.append([DecisionRecord(
+                decision_id=minted, ts=now_us(), deployment="news", policy_version=d.policy_version,
+                mode=Mode.SERVED, unit_id="edge", context=USER, actions=list(d.probabilities), action=str(d.action),
+                action_index=d.action_index, propensity=d.propensity, probabilities=list(d.probabilities.values()),
+                latency_us=10)])
+        assert engine.report(minted, {"clicked": True}).status is OutcomeStatus.ACCEPTED
 
 
 def test_streams_make_independent_random_draws(tmp_path: Path) -> None:

@@ -17,6 +17,15 @@ from rlops.home import Home
 app = typer.Typer(help="rlops: take reinforcement-learning policies to production and keep them healthy there.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
 
+# Sub-apps that several topic modules add commands to.
+deploy_app = typer.Typer(help="Create and inspect deployments.", no_args_is_help=True)
+reward_app = typer.Typer(help="Reward specs: see what a reward definition does before using it.", no_args_is_help=True)
+events_app = typer.Typer(help="The event log: statistics, export, compaction, ingestion of edge logs.",
+                         no_args_is_help=True)
+app.add_typer(deploy_app, name="deploy")
+app.add_typer(reward_app, name="reward")
+app.add_typer(events_app, name="events")
+
 console = Console()
 errors = Console(stderr=True, soft_wrap=True)  # an error is one line, however long
 

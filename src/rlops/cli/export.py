@@ -9,8 +9,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from rlops.cli.common import HomeOption, app, console, existing_home
-from rlops.cli.main import events_app
+from rlops.cli.common import HomeOption, app, console, events_app, existing_home
 
 
 @app.command("export")

@@ -14,7 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from rlops import __version__
-from rlops.cli.common import HomeOption, app, console, errors
+from rlops.cli.common import HomeOption, app, console, deploy_app, errors, events_app, reward_app
 from rlops.cli.common import existing_home as _existing_home
 from rlops.cli.common import home_folder as _home
 from rlops.errors import RlopsError
@@ -23,17 +23,11 @@ from rlops.errors import RlopsError
 from rlops.cli import data as _data  # noqa: F401  isort: skip
 from rlops.cli import plan as _plan  # noqa: F401  isort: skip
 from rlops.cli import validate as _validate  # noqa: F401  isort: skip
+from rlops.cli import export as _export  # noqa: F401  isort: skip
 
 if TYPE_CHECKING:
     from rlops.service import ServiceSettings
 
-deploy_app = typer.Typer(help="Create and inspect deployments.", no_args_is_help=True)
-reward_app = typer.Typer(help="Reward specs: see what a reward definition does before using it.", no_args_is_help=True)
-events_app = typer.Typer(help="The event log: statistics, export, compaction.", no_args_is_help=True)
-app.add_typer(deploy_app, name="deploy")
-app.add_typer(reward_app, name="reward")
-app.add_typer(events_app, name="events")
-import rlops.cli.export  # noqa: E402, F401  (registers `export` and `events ingest`; needs events_app)
 
 
 class ExportFormat(StrEnum):

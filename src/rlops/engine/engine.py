@@ -189,6 +189,7 @@ class Engine:
         self._lock = threading.RLock()
         self._index: dict[str, tuple[str, int]] | None = None
         self._cursor = IndexCursor()
+        self._index_updated_at = 0.0
         self._index_read_wall_ms = 0  # ids made (by their embedded time) after this may be missing from the index
         self._refresh_lock = threading.Lock()
         self._keys: set[tuple[str, str]] | None = None
@@ -367,20 +368,30 @@ class Engine:
         """Where and when a decision was made.
 
         An id missing from this engine's index is looked for in what the log gained since the index was last
-        brought up to date (decisions other processes logged: a worker answering an outcome for another
-        worker's decision of a moment ago), but only if its embedded time is after that update: older ids would
-        be there already, and junk ids never trigger a read. Each update reads only the bytes written since.
+        brought up to date (each update reads only the bytes written since):
+
+        - at once, if its embedded time is after that update (another worker's decision of a moment ago);
+        - at most once a second, if it is an older well-formed id (decisions ingested from an edge device's log
+          were made earlier than they were stored);
+        - never, if it is not an rlops id at all or claims a time in the future, so junk ids cannot make the
+          engine read the log.
         """
         index = self._decision_index()
         found = index.get(decision_id)
-        if found is not None or not _made_after(decision_id, self._index_read_wall_ms):
+        if found is not None or not looks_like_id(decision_id):
             return found
+        if id_time_ms(decision_id) > time.time_ns() // 1_000_000 + CLOCK_SKEW_US // 1000:
+            return None  # claims to be from the future: junk, not worth a read
+        fresh = _made_after(decision_id, self._index_read_wall_ms)
+        if not fresh and time.monotonic() - self._index_updated_at < RECHECK_S:
+            return None
         with self._refresh_lock:  # one reader at a time; decide never waits on it
             found = index.get(decision_id)  # a concurrent update may have brought it in meanwhile
             if found is None:
                 started_wall_ms = time.time_ns() // 1_000_000
                 self.log.update_decision_index(index, self._cursor)
                 self._index_read_wall_ms = started_wall_ms - 1000
+                self._index_updated_at = time.monotonic()
                 found = index.get(decision_id)
         return found
 
