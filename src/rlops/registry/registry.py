@@ -1,0 +1,304 @@
+"""The model registry: versions of policies with lineage, signed artefacts and stages.
+
+Example:
+    >>> from rlops.home import Home
+    >>> with Registry(Home.resolve("/tmp/h").ensure()) as registry:  # doctest: +SKIP
+    ...     v = registry.register("pricing", "trained/policy", lineage=Lineage(scenario="pricing-v2"))
+    ...     registry.transition("pricing", v.version, Stage.CANARY, reason="offline gates passed")
+    ...     policy = registry.load("pricing", v.version)  # verified: signature, every file's hash
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Collection
+from pathlib import Path
+from types import TracebackType
+
+from sqlalchemy.engine import Connection
+
+from rlops.errors import ConfigError, ConflictError, NotFoundError, StorageError, ValidationError
+from rlops.home import Home
+from rlops.policies.base import BasePolicy
+from rlops.policies.io import content_hash, load_policy, read_manifest
+from rlops.registry.artifact import POLICY, REPORT, fsync_path, fsync_tree, sign_folder, verify_folder
+from rlops.registry.artifact import file_hashes as _file_hashes
+from rlops.registry.diff import Change, VersionDetails, diff_versions
+from rlops.registry.lineage import Lineage
+from rlops.registry.refs import ModelRef, check_name
+from rlops.registry.signing import SigningKey, load_signing_key
+from rlops.registry.stages import LIVE, Stage, allowed_targets
+from rlops.registry.store import ModelVersion, RegistryStore, Transition, now_us
+
+REGISTERED = "registered"
+
+
+def default_actor() -> str:
+    """The OS user running this process (``unknown`` when it has none, as in some containers)."""
+    try:
+        return getpass.getuser() or "unknown"
+    except (OSError, KeyError, ImportError):
+        return "unknown"
+
+
+def _check_text(value: str, field: str, limit: int) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationError(field, "must not be empty")
+    if len(value) > limit:
+        raise ValidationError(field, f"must be at most {limit} characters, got {len(value)}")
+    return value.strip()
+
+
+class Registry:
+    """Registered versions in one home folder: files under ``HOME/registry``, records in ``HOME/meta.db``.
+
+    Args:
+        home: the home folder (it must exist; :meth:`Home.ensure` creates it).
+        signing_key: the key that signs new versions (default: ``$RLOPS_SIGNING_KEY``, else ``HOME/keys/
+            registry_ed25519``, created on the first registration). Reading and verifying never need it.
+        trusted_keys: when given, base64 public keys a version must be signed by to verify (e.g. the production
+            signer's only); by default the key recorded with each version at registration is trusted.
+    """
+
+    def __init__(self, home: Home, *, signing_key: SigningKey | None = None,
+                 trusted_keys: Collection[str] | None = None) -> None:
+        self.home = home
+        self.root = home.root / "registry"
+        self.keys = home.root / "keys"
+        self._signing_key = signing_key
+        self._trusted = None if trusted_keys is None else frozenset(trusted_keys)
+        self.store = RegistryStore(f"sqlite:///{home.meta_db}")
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> Registry:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    @property
+    def signing_key(self) -> SigningKey:
+        """The key new versions are signed with (loaded, or created, on first use)."""
+        if self._signing_key is None:
+            self._signing_key = load_signing_key(self.keys)
+        return self._signing_key
+
+    def folder(self, name: str, version: int) -> Path:
+        """``HOME/registry/NAME/vN``."""
+        return self.root / check_name(name) / f"v{version}"
+
+    # ---- register -------------------------------------------------------------------------------------------
+
+    def register(self, name: str, source: str | os.PathLike[str], *, lineage: Lineage | None = None,
+                 report: str | os.PathLike[str] | None = None, actor: str | None = None) -> ModelVersion:
+        """Copy a policy folder into the registry as the next version of ``name``, signed, as a candidate.
+
+        Args:
+            name: the model's name (letters, digits, ``.``, ``_``, ``-``).
+            source: a policy folder written by :func:`rlops.policies.save_policy`; it must load.
+            lineage: training data, reward spec, scenario, parent (the rlops version and git commit are added).
+            report: a validation ``report.json`` (``rlops validate`` writes one) to copy in and sign with it.
+            actor: who registers it (default: the OS user).
+
+        Returns:
+            The new version; numbers are consecutive per name, also under concurrent registrations.
+
+        Raises:
+            ValidationError: a bad name, actor or lineage field.
+            NotFoundError: ``source`` is not a policy folder, or the parent version does not exist.
+            ConfigError: the policy does not load, or the report is not a JSON object.
+            StorageError: the files cannot be written.
+        """
+        check_name(name)
+        who = _check_text(actor if actor is not None else default_actor(), "actor", 200)
+        lineage = (lineage or Lineage()).captured()
+        if lineage.parent is not None and lineage.parent.version is not None:
+            self.store.get(lineage.parent.name, lineage.parent.version)  # NotFoundError names it
+        source = Path(source)
+        read_manifest(source)  # NotFoundError / ConfigError before anything is copied
+        key = self.signing_key
+        models = self.root / name
+        try:
+            models.mkdir(parents=True, exist_ok=True)
+            staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=models))
+        except OSError as e:
+            raise StorageError(f"{models}: cannot create: {e.strerror or e}") from e
+        try:
+            self._stage_files(source, staging, report)
+            return self._commit(name, staging, lineage, who, key)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+    @staticmethod
+    def _stage_files(source: Path, staging: Path, report: str | os.PathLike[str] | None) -> None:
+        try:
+            shutil.copytree(source, staging / POLICY, symlinks=False)
+        except (OSError, shutil.Error) as e:
+            raise StorageError(f"{source}: cannot copy into the registry: {e}") from e
+        load_policy(staging / POLICY)  # what is stored must load (hashes of the copy checked too)
+        if report is not None:
+            path = Path(report)
+            try:
+                text = path.read_text()
+            except OSError as e:
+                raise NotFoundError(f"{path}: cannot read the validation report: {e.strerror or e}") from e
+            try:
+                parsed = json.loads(text)
+            except json.JSONDecodeError as e:
+                raise ConfigError(f"{path}: the validation report is not JSON: {e}") from e
+            if not isinstance(parsed, dict):
+                raise ConfigError(f"{path}: the validation report must be a JSON object")
+            (staging / REPORT).write_text(text)
+        fsync_tree(staging)
+
+    def _commit(self, name: str, staging: Path, lineage: Lineage, actor: str, key: SigningKey) -> ModelVersion:
+        files = _file_hashes(staging)
+        chash = content_hash(staging / POLICY)
+        kind = str(read_manifest(staging / POLICY).get("kind"))
+
+        moved: list[Path] = []  # the folder of an attempt whose transaction may still fail
+
+        def attempt(conn: Connection) -> ModelVersion:
+            while moved:  # a retry: the previous attempt's rows were rolled back, so its folder goes back too
+                _undo(moved.pop(), staging)
+            number = self.store.next_version(conn, name)
+            created = now_us()
+            registration = {"name": name, "version": number, "content_hash": chash, "kind": kind, "files": files,
+                            "lineage": lineage.to_dict(), "actor": actor, "created_at_us": created}
+            signed = json.loads(sign_folder(staging, registration, key))
+            record = ModelVersion(name, number, Stage.CANDIDATE, kind, chash, key.public_key, created, actor, signed)
+            self.store.insert(conn, record, REGISTERED)
+            target = self.folder(name, number)
+            try:
+                if target.exists():  # left by a registration that crashed between its rename and its commit
+                    os.replace(target, target.with_name(f".orphan-{target.name}-{uuid.uuid4().hex[:8]}"))
+                os.replace(staging, target)
+            except OSError as e:
+                raise StorageError(f"{target}: cannot move the version into place: {e.strerror or e}") from e
+            moved.append(target)
+            fsync_path(target.parent)
+            return record  # the transaction commits after this returns
+
+        try:
+            return self.store.retrying(attempt)
+        except BaseException:
+            while moved:
+                _undo(moved.pop(), staging)
+            raise
+
+    # ---- read -----------------------------------------------------------------------------------------------
+
+    def get(self, name: str, version: int | None = None) -> ModelVersion:
+        """A version's record (the latest of ``name`` when ``version`` is None); NotFoundError if absent."""
+        return self.store.get(check_name(name), version)
+
+    def versions(self, name: str | None = None) -> list[ModelVersion]:
+        """Every version (of ``name``, or of every model), by name and number."""
+        return self.store.list_versions(None if name is None else check_name(name))
+
+    def names(self) -> list[str]:
+        return self.store.names()
+
+    def history(self, name: str, version: int | None = None) -> list[Transition]:
+        """Every stage change of ``name`` (or of one version), oldest first, the registration included."""
+        return self.store.history(check_name(name), version)
+
+    def verify(self, name: str, version: int | None = None) -> ModelVersion:
+        """Check a version's signature and every file's hash against the database; return its record.
+
+        Raises:
+            NotFoundError: no such version, or its files are gone.
+            ConfigError: naming the file: unsigned, tampered, or signed by an untrusted key.
+        """
+        record = self.get(name, version)
+        folder = self.folder(record.name, record.version)
+        if self._trusted is not None and record.public_key not in self._trusted:
+            raise ConfigError(f"{folder / 'registration.sig'}: {record.ref} is signed by key "
+                              f"{record.registration.get('key_id')}, which is not trusted here; refusing it")
+        verify_folder(folder, name=record.name, version=record.version, public_key=record.public_key,
+                      content=record.content_hash)
+        return record
+
+    def load(self, name: str, version: int | None = None) -> BasePolicy:
+        """The policy of a version, after :meth:`verify` (a tampered or unsigned artefact is refused)."""
+        record = self.verify(name, version)
+        return load_policy(self.folder(record.name, record.version) / POLICY)
+
+    def details(self, name: str, version: int | None = None) -> VersionDetails:
+        """A verified version with its policy manifest and validation report."""
+        record = self.verify(name, version)
+        folder = self.folder(record.name, record.version)
+        report = json.loads((folder / REPORT).read_text()) if record.has_report else None
+        return VersionDetails(record, read_manifest(folder / POLICY), report)
+
+    def diff(self, a: ModelRef, b: ModelRef) -> list[Change]:
+        """What changed from ``a`` to ``b`` (both verified first); see :func:`rlops.registry.diff.diff_versions`."""
+        return diff_versions(self.details(a.name, a.version), self.details(b.name, b.version))
+
+    # ---- stages ---------------------------------------------------------------------------------------------
+
+    def transition(self, name: str, version: int, stage: Stage, *, reason: str,
+                   actor: str | None = None) -> list[Transition]:
+        """Move a version to ``stage``, recording who and why.
+
+        Entering shadow, canary or production first verifies the artefact. Promoting to production retires the
+        name's current production version in the same transaction.
+
+        Args:
+            name: the model.
+            version: the version to move.
+            stage: where to (see :mod:`rlops.registry.stages` for the allowed moves).
+            reason: why, kept in the history (required).
+            actor: who (default: the OS user; a service passes the authenticated principal).
+
+        Returns:
+            The transitions made: this version's, then any version it retired.
+
+        Raises:
+            ConflictError: the move is not allowed from the current stage (the message names the allowed ones).
+            ValidationError: an empty reason or actor.
+            NotFoundError: no such version.
+            ConfigError: entering a live stage with a tampered or unsigned artefact.
+        """
+        stage = Stage(stage)
+        why = _check_text(reason, "reason", 2000)
+        who = _check_text(actor if actor is not None else default_actor(), "actor", 200)
+        if stage in LIVE:
+            self.verify(name, version)
+
+        def attempt(conn: Connection) -> list[Transition]:
+            record = self.store.current(conn, check_name(name), version)
+            was_production = self.store.was_in(conn, name, version, Stage.PRODUCTION)
+            allowed = allowed_targets(record.stage, was_production=was_production)
+            if stage not in allowed:
+                names = ", ".join(s.value for s in allowed) or "none"
+                raise ConflictError(f"stage: cannot move {record.ref} from {record.stage.value} to {stage.value} "
+                                    f"(allowed from {record.stage.value}: {names})")
+            at = now_us()
+            made = [self.store.move(conn, name, version, record.stage, stage, who, why, at)]
+            if stage is Stage.PRODUCTION:
+                for other in self.store.in_stage(conn, name, Stage.PRODUCTION):
+                    if other != version:
+                        made.append(self.store.move(conn, name, other, Stage.PRODUCTION, Stage.RETIRED, who,
+                                                    f"replaced by {name}@{version}: {why}", at))
+            return made
+
+        return self.store.retrying(attempt)
+
+
+def _undo(target: Path, staging: Path) -> None:
+    """Put a version moved into place back into staging after its transaction failed."""
+    if target.exists() and not staging.exists():
+        try:
+            os.replace(target, staging)
+        except OSError as e:
+            raise StorageError(f"{target}: a failed registration left this folder behind: {e.strerror or e}") from e
+
