@@ -27,6 +27,8 @@ from rlops.policies import (
     Softmax,
     UniformRandom,
 )
+from rlops.policies.preprocessed import with_preprocessing
+from rlops.policies.preprocessing import ColumnTransform, Preprocessor, Transform
 from rlops.schema import Schema
 
 DEVICES = ["mobile", "desktop", "tablet"]
@@ -122,6 +124,23 @@ def sb3_model(algo: str, box: bool) -> Any:
 
 PolicyFactory = Callable[[], BasePolicy]
 
+
+def _fitted() -> Preprocessor:
+    """Every fitted transform on the mixed schema: Box-Cox (lmbda 0.5) on age, a log (lmbda 0) on visits whose
+    zeros are floored, standardised taste, one-hots left alone, and a clip tight enough to bite."""
+    columns = []
+    for name in DISCRETE.column_names:
+        if name == "age":
+            columns.append(ColumnTransform(name, Transform.BOXCOX, mean=9.0, std=3.0, lmbda=0.5, floor=18.0))
+        elif name == "visits":
+            columns.append(ColumnTransform(name, Transform.BOXCOX, mean=1.5, std=0.8, lmbda=0.0, floor=1.0))
+        elif name.startswith("taste"):
+            columns.append(ColumnTransform(name, Transform.STANDARDIZE, mean=0.1, std=0.4))
+        else:
+            columns.append(ColumnTransform(name, Transform.IDENTITY))
+    return Preprocessor(tuple(columns), clip=2.0)
+
+
 #: Every exportable case: name -> factory. The first five are the parity cases the issue names.
 CASES: dict[str, PolicyFactory] = {
     "sb3_ppo_discrete": lambda: SB3Policy(DISCRETE, sb3_model("PPO", False)),
@@ -147,4 +166,8 @@ CASES: dict[str, PolicyFactory] = {
     "sb3_td3_mean": lambda: SB3Policy(BOX, sb3_model("TD3", True), deterministic=True),
     "sb3_ddpg": lambda: SB3Policy(BOX, sb3_model("DDPG", True), noise_std=0.3),
     "sb3_a2c_box": lambda: SB3Policy(BOX, sb3_model("A2C", True)),
+    # A fitted preprocessor in front (rlops.policies.preprocessing): baked into the graph too.
+    "linucb_preprocessed": lambda: with_preprocessing(_trained(LinUCB(DISCRETE, alpha=1.0)), _fitted()),
+    "sb3_ppo_preprocessed": lambda: with_preprocessing(SB3Policy(DISCRETE, sb3_model("PPO", False)), _fitted()),
+    "sb3_sac_preprocessed": lambda: with_preprocessing(SB3Policy(BOX, sb3_model("SAC", True)), _fitted()),
 }

@@ -17,6 +17,7 @@ from rlops.edge import EdgePolicy
 from rlops.edge.rules import LOG_STD, MEAN, STD
 from rlops.export import export_policy
 from rlops.policies import BasePolicy, PolicyInput, SB3Policy
+from rlops.policies.preprocessed import unwrap
 from tests.export.cases import CASES, contexts
 
 #: The cases the issue names run on 10,000 contexts; the others on 2,000 to keep the suite fast.
@@ -36,7 +37,7 @@ def _run(name: str, tmp_path: Path) -> tuple[BasePolicy, EdgePolicy, list[dict[s
 
 
 DISCRETE_CASES = [n for n in CASES if not n.startswith(("sb3_sac", "sb3_td3", "sb3_ppo_box", "sb3_ddpg",
-                                                          "sb3_a2c_box"))]
+                                                          "sb3_a2c_box", "sb3_sac_preprocessed"))]
 BOX_CASES = [n for n in CASES if n not in DISCRETE_CASES]
 
 
@@ -72,18 +73,20 @@ def _network_outputs(policy: SB3Policy, x: np.ndarray) -> dict[str, np.ndarray]:
 @pytest.mark.parametrize("name", BOX_CASES)
 def test_box_network_outputs_actions_and_densities_agree(name: str, tmp_path: Path) -> None:
     policy, edge, batch, expected, got = _run(name, tmp_path)
-    assert isinstance(policy, SB3Policy)
+    network, fitted = unwrap(policy)
+    assert isinstance(network, SB3Policy)
     assert got.probabilities is None and (got.action_index == -1).all()
     # What the graph computes: the Gaussian's parameters (or the actor's action) the rule samples from.
     raw, _ = edge._encoder.encode_rows(batch)
     outputs = edge.outputs(raw)
-    for key, value in _network_outputs(policy, PolicyInput.from_contexts(policy.schema, batch).x).items():
+    x = PolicyInput.from_contexts(policy.schema, batch).x
+    for key, value in _network_outputs(network, fitted.transform(x) if fitted else x).items():
         if key in outputs:
             assert np.abs(outputs[key] - value).max() <= TOLERANCE, key
     # Deterministic: the mean action; stochastic: the same draws give the same actions and densities.
     assert np.abs(got.action_vectors - expected.action).max() <= TOLERANCE
     np.testing.assert_allclose(got.propensity, expected.propensity, rtol=1e-4)
-    if policy.deterministic:
+    if network.deterministic:
         assert (got.propensity == 1.0).all()
 
 

@@ -38,6 +38,7 @@ from rlops.edge.manifest import (
     write_atomic,
 )
 from rlops.errors import ValidationError
+from rlops.export.fitted import prepend_fitted
 from rlops.export.linear import affine_head, mean_head, moments_head, ucb_head
 from rlops.export.preprocess import attach_preprocessing
 from rlops.export.sb3 import sb3_head
@@ -52,6 +53,7 @@ from rlops.policies import (
     Softmax,
     UniformRandom,
 )
+from rlops.policies.preprocessed import unwrap
 from rlops.schema import BoxActions, DiscreteActions
 
 SUPPORTED = ("linucb, linear_thompson, epsilon_greedy and softmax over a linear or ridge scorer, uniform, and sb3 "
@@ -142,8 +144,11 @@ def export_policy(policy: BasePolicy, out: str | os.PathLike[str], *, policy_ver
     out = Path(out)
     if out.suffix != ".onnx":
         raise ValidationError("onnx", f"the output file must end in .onnx, got {out.name!r}")
+    policy, fitted = unwrap(policy)  # a fitted preprocessor goes into the graph, in front of the policy's head
     layout = RawLayout.from_schema(policy.schema)
     head, rule = policy_head(policy)
+    if fitted is not None:
+        head = prepend_fitted(head, fitted)
     model = attach_preprocessing(head, layout)
     write_atomic(out, model.SerializeToString())
     opset = max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
