@@ -28,7 +28,7 @@ def _state(env: ManufacturingLineEnv, obs: np.ndarray) -> tuple[np.ndarray, floa
 
 
 def _action(rates: tuple[float, ...], maintain: tuple[bool, ...] = (False, False, False)) -> np.ndarray:
-    return np.array([2 * r - 1 for r in rates] + [1.0 if m else -1.0 for m in maintain], dtype=np.float32)
+    return np.array([r - 1 for r in rates] + [1.0 if m else -1.0 for m in maintain], dtype=np.float32)
 
 
 def test_one_step_of_flow_and_cost_by_hand() -> None:
@@ -119,7 +119,7 @@ def test_baseline_base_stock_rule() -> None:
     obs = np.zeros(13, dtype=np.float32)
     obs[9], obs[10] = 25.0 / 30.0, 15.0 / 30.0  # B1 above its target of 20, B2 five units below
     obs[11], obs[12] = 10.0 / STOCK_SCALE, 40.0 / STOCK_SCALE  # finished 10, backlog 40: level -30 vs target 30
-    rates = (controller.act(obs)[:3] + 1.0) / 2.0
+    rates = controller.act(obs)[:3] + 1.0
     assert rates == pytest.approx([0.0, 5.0 / 9.5, 1.0], abs=1e-6)
 
 

@@ -18,6 +18,7 @@ from rlops.scenarios.portfolio import (
     PeriodicRebalance,
     PortfolioEnv,
     PortfolioParams,
+    PortfolioReward,
     make_sixty_forty,
     target_weights,
     weights_action,
@@ -159,3 +160,29 @@ def test_longer_turbulent_spells_are_more_turbulent() -> None:
 def test_non_positive_definite_correlations_are_refused() -> None:
     with pytest.raises(ValidationError, match=r"params\.corr_calm"):
         PortfolioEnv(params=PortfolioParams(corr_calm=(0.99, -0.99, 0.99)))
+
+
+def test_expected_reward_is_the_mean_variance_utility_under_the_filter_belief() -> None:
+    p = PortfolioParams()
+    env = PortfolioEnv(reward=PortfolioReward.EXPECTED)
+    obs, _ = env.reset(seed=6)
+    belief = float(obs[12])
+    _, reward, _, _, info = env.step(weights_action((0.6, 0.4, 0.0), True))
+    pi = np.array([1.0 - belief, belief]) @ p.transition()
+    means = [p.mean("calm"), p.mean("turbulent")]
+    mean = pi[0] * means[0] + pi[1] * means[1]
+    second = sum(pi[s] * (p.covariance(name) + np.outer(means[s], means[s]))
+                 for s, name in enumerate(("calm", "turbulent")))
+    cov = second - np.outer(mean, mean)
+    w = np.array([0.6, 0.4, 0.0])
+    expected = w @ mean - 2.5 * w @ cov @ w - 0.001 * info["turnover"]
+    assert reward == pytest.approx(100.0 * expected, rel=1e-5)  # float32 belief in the observation
+    realized = PortfolioEnv()
+    realized.reset(seed=6)
+    same = realized.step(weights_action((0.6, 0.4, 0.0), True))[4]
+    assert same["wealth"] == info["wealth"]  # the reward changes, the market and the KPIs do not
+
+
+def test_unknown_reward_kinds_are_refused() -> None:
+    with pytest.raises(ValidationError, match=r"^reward: "):
+        PortfolioEnv(reward="sharpe")

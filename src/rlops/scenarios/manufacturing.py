@@ -24,8 +24,10 @@ Per machine ``i`` with capacity ``c_i = capacity * capacity_factors[i]`` units p
 The failure draws, repair times and demand are drawn at reset from the episode's seed (common random numbers),
 so two controllers on the same seed face the same luck; only wear decides whether a draw becomes a failure.
 
-**Action** (``[-1, 1]^6``): the first three numbers are the rates ``r_i = (a_i + 1) / 2``; the last three request
-preventive maintenance of machine ``i`` when ``> 0``.
+**Action** (``[-1, 1]^6``): the first three numbers set the rates, ``r_i = min(1, 1 + a_i)`` (``-1`` stops a
+machine, ``0`` and above run it at full rate); the last three request preventive maintenance of machine ``i`` when
+``> 0.5``. The zero action is business as usual, full rate and no maintenance, so an untrained agent's exploration
+around zero does not stall the line or keep it in maintenance.
 
 **Observation** (float32, clipped to the bounds of the observation space): per machine its wear ``w_i / eta``, 1.0
 while under repair, its remaining downtime (repair or maintenance) / 10 h; then each buffer / ``buffer_capacity``,
@@ -61,6 +63,8 @@ ENV_ID = "rlops/ManufacturingLine-v0"
 THROUGHPUT, COST, DOWNTIME = "throughput", "cost", "downtime"
 BACKLOG_EXCEEDED = "backlog_exceeded"
 STOCK_SCALE = 50.0
+#: A maintenance request is an action entry above this.
+MAINTAIN_THRESHOLD = 0.5
 DOWNTIME_SCALE = 10.0
 #: Upper bounds of the observation entries (values above are clipped): wear 5 eta, repair flag, 100 h down; buffer
 #: fill; finished goods and backlog 500 units. Every entry is >= 0.
@@ -203,7 +207,7 @@ class ManufacturingLineEnv(gym.Env[np.ndarray, np.ndarray]):
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         p, n, k = self.params, self.params.machines, self._t
         a = np.clip(np.asarray(action, dtype=np.float64).reshape(-1), -1.0, 1.0)
-        rates, maintain = (a[:n] + 1.0) / 2.0, a[n:] > 0.0
+        rates, maintain = np.minimum(1.0, 1.0 + a[:n]), a[n:] > MAINTAIN_THRESHOLD
         pm_hours = round(p.pm_duration)
         pm_started = 0
         for i in range(n):
@@ -301,7 +305,7 @@ class ScheduledBaseStock:
         rates = np.clip((self.base_stock - levels) / p.capacities(), 0.0, 1.0)
         maintain = np.array([(self.hour - off) % self.pm_interval == 0 for off in self.offsets])
         self.hour += 1
-        return np.concatenate([2.0 * rates - 1.0, np.where(maintain, 1.0, -1.0)]).astype(np.float32)
+        return np.concatenate([rates - 1.0, np.where(maintain, 1.0, -1.0)]).astype(np.float32)
 
 
 def make_env(params: ManufacturingParams | None = None, **options: Any) -> ManufacturingLineEnv:
