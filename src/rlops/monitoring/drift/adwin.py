@@ -202,8 +202,9 @@ class ADWIN(StreamDetector):
         at = by_position.take(ends[:, None] - offsets - reach, mode="clip")
         cut = self._significant(offsets, exists, at, window, end1, start1, var, d)
         if moving < old_counts.size:
-            still, there = self._edge_offsets(old_counts[moving:])
-            positions = reach - still[there]
+            still, there = self._edge_offsets(old_counts)  # the stored layout, measured back from ``begin``
+            still, there = still[moving * self.max_buckets:], there[moving * self.max_buckets:]
+            positions = begin - still[there]
             at_still = self._p1[np.searchsorted(self._edges, positions)]
             cut |= self._significant(ends[:, None] - positions, np.ones(positions.size, dtype=bool), at_still,
                                      window, end1, start1, var, d)

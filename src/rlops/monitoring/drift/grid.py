@@ -9,8 +9,9 @@ the live values to the next grid point per cell. From those:
   ``G`` is exact (``F`` only jumps at grid points, and between two grid points ``|F - G|`` is largest at a cell's
   ends), equal to ``scipy.stats.ks_2samp(sample, live).statistic``;
 - the Wasserstein-1 distance ``integral |F - G| dx`` is exact in every cell where ``G`` stays on one side of
-  ``F``, and in cells where it crosses ``F`` with one live value; where it crosses with several, those values
-  are taken at their mean (an error of at most ``cell width x live mass in the cell`` for those few cells);
+  ``F``, and in cells where it crosses ``F`` with one live value; where it crosses with several, ``G`` is taken
+  as rising linearly across the cell (at most ``cell width x live mass in the cell`` off for those cells; about
+  1e-5 of the reference's standard deviation in total for 200,000 live values on a 2,000-point grid);
 - the counts in the coarse bins (PSI, Jensen-Shannon) are sums of cells.
 
 Locating is vectorised over a block of rows and all numeric columns at once, without sorting the live data: a
@@ -97,11 +98,15 @@ def wasserstein(points: npt.NDArray[np.float64], reference_cdf: npt.NDArray[np.f
     out = np.where(above, area_g - level * width, level * width - area_g)
     crossing = ~(above | below)
     if crossing.any():
-        k = np.maximum(cells.below[1:-1][crossing], 1)
-        right = points[1:][crossing]
-        mean_x = right - cells.gap[1:-1][crossing] / k
-        out[crossing] = ((level[crossing] - start[crossing]) * (mean_x - points[:-1][crossing])
-                         + (end[crossing] - level[crossing]) * (right - mean_x))
+        # One live value in the cell: G is a single step at that value, exactly. Several: G is taken as rising
+        # linearly across the cell, which is what many values spread over a narrow cell look like.
+        low, high = level[crossing] - start[crossing], end[crossing] - level[crossing]
+        left, right = points[:-1][crossing], points[1:][crossing]
+        single = cells.below[1:-1][crossing] == 1
+        step_at = right - cells.gap[1:-1][crossing]
+        share = low / (low + high)
+        linear = (low * share + high * (1.0 - share)) * (right - left) / 2.0
+        out[crossing] = np.where(single, low * (step_at - left) + high * (right - step_at), linear)
     return float(total + out.sum())
 
 
