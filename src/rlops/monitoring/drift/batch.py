@@ -39,7 +39,7 @@ from rlops.monitoring.drift.statistics import cramers_v, jensen_shannon, psi
 from rlops.schema import Schema
 
 #: Rows per block: small enough that a block's temporaries stay in cache.
-_BLOCK_ROWS = 2048
+_BLOCK_ROWS = 65_536
 
 
 def batch_drift(profile: ReferenceProfile, live: Sequence[Mapping[str, Any]] | npt.ArrayLike, *,
@@ -68,18 +68,18 @@ def batch_drift(profile: ReferenceProfile, live: Sequence[Mapping[str, Any]] | n
     numeric_cols = np.array([f.column for f in profile.numeric], dtype=np.intp)
     categorical_cols = np.array([c for f in profile.categorical for c in f.columns], dtype=np.intp)
     locator = profile.locator
-    below_on, gaps = locator.tallies()
+    tallies = locator.tallies()
     sums = np.zeros(categorical_cols.size)
     for start in range(0, n, _BLOCK_ROWS):
         block = matrix[start:start + _BLOCK_ROWS]
         check_finite_matrix(block, "live", profile.columns, start)
         if numeric_cols.size:
-            locator.accumulate(block[:, numeric_cols], below_on, gaps)
+            locator.accumulate(block[:, numeric_cols], tallies)
         if categorical_cols.size:
             sums += block[:, categorical_cols].sum(axis=0)
     features: list[FeatureDrift] = []
     for i, numeric in enumerate(profile.numeric):
-        features.append(_numeric_drift(numeric, locator.cells_of(i, below_on, gaps), config))
+        features.append(_numeric_drift(numeric, GridLocator.cells(tallies[i]), config))
     offset = 0
     by_name = {}
     for categorical in profile.categorical:
@@ -125,9 +125,10 @@ def _categorical_drift(profile: CategoricalProfile, counts: npt.NDArray[np.int64
 def _values_drift(profile: NumericProfile, values: npt.NDArray[np.float64], config: DriftConfig) -> FeatureDrift:
     """Numeric drift of a separate array (a reward, an action dimension)."""
     locator = GridLocator([profile.grid])
-    below_on, gaps = locator.tallies()
-    locator.accumulate(values[:, None], below_on, gaps)
-    return _numeric_drift(profile, locator.cells_of(0, below_on, gaps), config)
+    tallies = locator.tallies()
+    for start in range(0, values.size, _BLOCK_ROWS):
+        locator.accumulate(values[start:start + _BLOCK_ROWS, None], tallies)
+    return _numeric_drift(profile, GridLocator.cells(tallies[0]), config)
 
 
 def _action_drift(profile: ReferenceProfile, actions: npt.ArrayLike, n: int,

@@ -14,7 +14,7 @@ the live values to the next grid point per cell. From those:
   1e-5 of the reference's standard deviation in total for 200,000 live values on a 2,000-point grid);
 - the counts in the coarse bins (PSI, Jensen-Shannon) are sums of cells.
 
-Locating is vectorised over a block of rows and all numeric columns at once, without sorting the live data: a
+Locating is vectorised over a block of rows of one column at a time, without sorting the live data: a
 uniform lookup table over each column's range gives, for every value, the first grid point that can lie below it,
 and a few comparisons finish the count; values in the rare cells crowded with grid points fall back to a binary
 search.
@@ -31,7 +31,9 @@ import numpy.typing as npt
 #: At most this many comparisons per value after the table lookup; crowded cells use a binary search instead.
 _MAX_STEPS = 4
 #: Table cells per grid point.
-_CELLS_PER_POINT = 4
+_CELLS_PER_POINT = 8
+#: Largest share of grid points left to the binary search for crowded cells.
+_CROWDED_SHARE = 0.005
 
 
 @dataclass(frozen=True)
@@ -110,8 +112,76 @@ def wasserstein(points: npt.NDArray[np.float64], reference_cdf: npt.NDArray[np.f
     return float(total + out.sum())
 
 
+class _ColumnTable:
+    """One column's lookup: a uniform table over the grid's range giving, per cell, the first grid point that can lie
+    below a value in it and the end of the points that can."""
+
+    def __init__(self, grid: npt.NDArray[np.float64]) -> None:
+        self.grid = grid
+        m = grid.size
+        self.compare = np.concatenate((grid, np.full(_MAX_STEPS + 1, np.inf)))
+        # compare[k:] for each step k, so that a step is one gather at ``start`` instead of an addition and a gather
+        self.shifted = [self.compare[k:] for k in range(_MAX_STEPS)]
+        self.anchor = np.concatenate((grid, np.full(_MAX_STEPS + 1, grid[-1])))  # values above: the last point
+        cells = max(m * _CELLS_PER_POINT, 16)
+        low, high = float(grid[0]), float(grid[-1])
+        width = (high - low) / cells if high > low else 1.0
+        self.low, self.scale, self.top = low, 1.0 / width, float(cells)
+        # Entry t serves values whose computed cell is t - 1 (t = 0: below the grid, t = cells + 1: at or above its
+        # top). The grid points' own cells come from the same arithmetic as the values', which is monotone, so a
+        # grid point in a lower cell than a value's is below it and one in a higher cell is above it: only the
+        # points in the value's own cell need comparing.
+        own = self._cells(grid)
+        t = np.arange(cells + 2)
+        first = np.searchsorted(own, t, side="left")
+        last = np.searchsorted(own, t, side="right")
+        need = last - first
+        # Enough comparisons for the cells holding nearly all grid points (and so nearly all reference values); the
+        # rest are crowded and searched.
+        steps = 1
+        while steps < _MAX_STEPS and need[need > steps].sum() > _CROWDED_SHARE * m:
+            steps += 1
+        self.steps = steps
+        self.first = first.astype(np.intp)
+        self.last = last.astype(np.intp)
+        self.crowded = need > self.steps
+        self.any_crowded = bool(self.crowded.any())
+
+    def _cells(self, x: npt.NDArray[np.float64]) -> npt.NDArray[np.intp]:
+        """Table entry of each value: its uniform cell plus one, clipped to the table."""
+        cell = x - self.low
+        cell *= self.scale
+        np.floor(cell, out=cell)
+        np.clip(cell, -1.0, self.top, out=cell)
+        t = cell.astype(np.intp)
+        t += 1
+        return t
+
+    def locate(self, x: npt.NDArray[np.float64]) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.float64]]:
+        t = self._cells(x)
+        start = self.first.take(t)
+        below = np.zeros(x.shape, dtype=np.uint8)  # grid points below each value, past ``start``
+        for step in range(self.steps):
+            below += (self.shifted[step].take(start) < x).view(np.uint8)
+        index = start + below
+        if self.any_crowded:
+            crowded = self.crowded.take(t)
+            if crowded.any():  # a binary search between the cell's bounds, for the few values in crowded cells
+                values = x[crowded]
+                low, high = start[crowded], self.last.take(t[crowded])
+                while (low < high).any():
+                    middle = (low + high) // 2
+                    right = self.compare.take(middle) < values
+                    low = np.where(right, middle + 1, low)
+                    high = np.where(right, high, middle)
+                index[crowded] = low
+        return index, self.anchor.take(index) - x
+
+
 class GridLocator:
-    """Locates the values of several columns on their grids at once (built once per profile, used per window).
+    """Locates the values of several columns on their grids (built once per profile, used per window).
+
+    Each column has its own small lookup table, which stays in cache while a block of that column is located.
 
     Args:
         grids: per column, its sorted distinct grid points (at least one each).
@@ -119,89 +189,46 @@ class GridLocator:
 
     def __init__(self, grids: Sequence[npt.NDArray[np.float64]]) -> None:
         self.grids = [np.asarray(g, dtype=np.float64) for g in grids]
-        sizes = np.array([g.size for g in self.grids], dtype=np.int64)
-        self.sizes = sizes
-        pad = _MAX_STEPS + 1
-        self.point_offset = np.concatenate(([0], np.cumsum(sizes + pad)[:-1])).astype(np.int64)
-        compare = np.full(int((sizes + pad).sum()), np.inf)
-        anchor = np.empty_like(compare)  # grid point used for the gap: the last point for values above it
-        cells = np.maximum(sizes * _CELLS_PER_POINT, 16)
-        self.cells = cells
-        self.table_offset = np.concatenate(([0], np.cumsum(cells + 2)[:-1])).astype(np.int64)
-        first = np.empty(int((cells + 2).sum()), dtype=np.int32)  # 32 bits: the table is read at random, keep it small
-        last = np.empty_like(first)
-        self.low = np.empty(len(self.grids))
-        self.scale = np.empty(len(self.grids))
-        steps = 1
-        for c, grid in enumerate(self.grids):
-            o = self.point_offset[c]
-            compare[o:o + grid.size] = grid
-            anchor[o:o + grid.size] = grid
-            anchor[o + grid.size:o + grid.size + pad] = grid[-1]
-            low, high = float(grid[0]), float(grid[-1])
-            width = (high - low) / cells[c] if high > low else 1.0
-            self.low[c], self.scale[c] = low, 1.0 / width
-            # Table entry t serves values whose computed cell is t - 1 (t = 0: below the grid, t = cells + 1: at
-            # or above its top). Rounding can put a value one cell off, so start one cell early and cover one late.
-            t = np.arange(cells[c] + 2)
-            lower = np.searchsorted(grid, low + (t - 2) * width, side="left")
-            lower[:2] = 0
-            upper = np.searchsorted(grid, low + (t + 1) * width, side="left")
-            upper[-1] = grid.size
-            need = upper - lower
-            sl = slice(self.table_offset[c], self.table_offset[c] + cells[c] + 2)
-            first[sl] = o + lower
-            last[sl] = o + upper
-            steps = max(steps, int(min(need.max(), _MAX_STEPS)))
-        self.compare, self.anchor, self.first, self.last, self.steps = compare, anchor, first, last, steps
-        self.crowded = (last - first) > steps
+        self.tables = [_ColumnTable(g) for g in self.grids]
 
-    def locate(self, block: npt.NDArray[np.float64]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
-        """Global grid index (``point_offset[c] + number of grid points < x``) and ``anchor - x`` per value.
+    def locate(self, block: npt.NDArray[np.float64]) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.float64]]:
+        """Per value, the number of its column's grid points below it and ``anchor - x`` (the next grid point, or
+        the last one for values above the grid, minus the value).
 
         Args:
             block: finite values, shape ``(rows, columns)``.
         """
-        cell = (block - self.low) * self.scale
-        np.floor(cell, out=cell)
-        np.clip(cell, -1.0, self.cells.astype(np.float64), out=cell)
-        t = cell.astype(np.int64)
-        t += 1 + self.table_offset
-        start = self.first.take(t).astype(np.int64)
-        below = np.zeros(block.shape, dtype=np.uint8)  # grid points below each value, past ``start``
-        for step in range(self.steps):
-            below += (self.compare.take(start + step) < block).view(np.uint8)
-        index = start + below
-        crowded = self.crowded.take(t)
-        if crowded.any():  # a binary search between the cell's bounds, for the few values in crowded cells
-            x = block[crowded]
-            low, high = start[crowded], self.last.take(t[crowded]).astype(np.int64)
-            while (low < high).any():
-                middle = (low + high) // 2
-                right = self.compare.take(middle) < x
-                low = np.where(right, middle + 1, low)
-                high = np.where(right, high, middle)
-            index[crowded] = low
-        gap = self.anchor.take(index) - block
+        index = np.empty(block.shape, dtype=np.intp)
+        gap = np.empty(block.shape)
+        columns = np.ascontiguousarray(block.T)
+        for c, table in enumerate(self.tables):
+            index[:, c], gap[:, c] = table.locate(columns[c])
         return index, gap
 
-    def accumulate(self, block: npt.NDArray[np.float64], below_on: npt.NDArray[np.int64],
-                   gaps: npt.NDArray[np.float64]) -> None:
-        """Add a block's values to the running per-point tallies (``below_on``: 2 per point, ``gaps``: 1 per point)."""
-        index, gap = self.locate(block)
-        key = 2 * index + (gap == 0.0)
-        below_on += np.bincount(key.ravel(), minlength=below_on.size)
-        gaps += np.bincount(index.ravel(), weights=gap.ravel(), minlength=gaps.size)
+    def tallies(self) -> list[tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]]:
+        """Empty per-column tallies for :meth:`accumulate`: counts per (point, on-or-not) and gap sums per point."""
+        return [(np.zeros(2 * (g.size + 1), dtype=np.int64), np.zeros(g.size + 1)) for g in self.grids]
 
-    def tallies(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
-        """Empty tallies of the right sizes for :meth:`accumulate`."""
-        return np.zeros(2 * self.compare.size, dtype=np.int64), np.zeros(self.compare.size)
+    def accumulate(self, block: npt.NDArray[np.float64],
+                   tallies: list[tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]]) -> None:
+        """Add a block of rows (shape ``(rows, columns)``, finite) to the running tallies."""
+        columns = np.ascontiguousarray(block.T)
+        for c, table in enumerate(self.tables):
+            index, gap = table.locate(columns[c])
+            below_on, gaps = tallies[c]
+            every = np.bincount(index, minlength=gaps.size)
+            on = gap == 0.0
+            if on.any():  # values exactly on a grid point (ties, integers): counted apart from those below it
+                exact = np.bincount(index[on], minlength=gaps.size)
+                below_on[1::2] += exact
+                every -= exact
+            below_on[0::2] += every
+            gaps += np.bincount(index, weights=gap, minlength=gaps.size)
 
-    def cells_of(self, column: int, below_on: npt.NDArray[np.int64], gaps: npt.NDArray[np.float64]) -> CellCounts:
-        """One column's :class:`CellCounts` from the accumulated tallies."""
-        o, m = int(self.point_offset[column]), int(self.sizes[column])
-        pairs = below_on[2 * o:2 * (o + m + 1)].reshape(m + 1, 2)
-        below = pairs[:, 0].copy()
-        on = pairs[:m, 1].copy()
-        # A value above the last point is never "on" it (its gap is negative), so pairs[m, 1] is always 0.
-        return CellCounts(below=below, on=on, gap=gaps[o:o + m + 1].copy())
+    @staticmethod
+    def cells(tally: tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]) -> CellCounts:
+        """One column's :class:`CellCounts` from its tally."""
+        below_on, gaps = tally
+        pairs = below_on.reshape(-1, 2)
+        # A value above the last point is never "on" it (its gap is negative), so the last pair's second is 0.
+        return CellCounts(below=pairs[:, 0].copy(), on=pairs[:-1, 1].copy(), gap=gaps.copy())
