@@ -26,6 +26,8 @@ class Home:
           meta.db            SQLite metadata (deployments and their revisions)
           events/            the durable event log (segments, then Parquet partitions)
           deployments/NAME/  artefacts of each deployment revision (schema, reward spec, policy folder)
+          registry/NAME/vN/  registered model versions (policy, report, signed registration)
+          keys/              the registry's signing key (owner-only)
     """
 
     root: Path
@@ -47,6 +49,14 @@ class Home:
     @property
     def deployments(self) -> Path:
         return self.root / "deployments"
+
+    @property
+    def registry(self) -> Path:
+        return self.root / "registry"
+
+    @property
+    def keys(self) -> Path:
+        return self.root / "keys"
 
     def require(self) -> Home:
         """Self, if this home folder exists; else a :class:`NotFoundError` saying how to create one."""

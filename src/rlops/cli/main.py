@@ -24,6 +24,7 @@ from rlops.cli import data as _data  # noqa: F401  isort: skip
 from rlops.cli import plan as _plan  # noqa: F401  isort: skip
 from rlops.cli import validate as _validate  # noqa: F401  isort: skip
 from rlops.cli import export as _export  # noqa: F401  isort: skip
+from rlops.cli import models as _models  # noqa: F401  isort: skip
 
 if TYPE_CHECKING:
     from rlops.service import ServiceSettings

@@ -68,8 +68,8 @@ class Registry:
     def __init__(self, home: Home, *, signing_key: SigningKey | None = None,
                  trusted_keys: Collection[str] | None = None) -> None:
         self.home = home
-        self.root = home.root / "registry"
-        self.keys = home.root / "keys"
+        self.root = home.registry
+        self.keys = home.keys
         self._signing_key = signing_key
         self._trusted = None if trusted_keys is None else frozenset(trusted_keys)
         self.store = RegistryStore(f"sqlite:///{home.meta_db}")
