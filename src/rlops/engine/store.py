@@ -7,11 +7,12 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Column, Integer, MetaData, String, Table, Text, create_engine, event, select
+from sqlalchemy import Column, Integer, MetaData, String, Table, Text, select
 from sqlalchemy.engine import Engine as SqlEngine
 
 from rlops.engine.deployment import DeploymentSpec
 from rlops.errors import NotFoundError
+from rlops.metadata import open_database
 
 _metadata = MetaData()
 revisions = Table(
@@ -43,22 +44,11 @@ class Revision:
         return f"{self.name}@r{self.revision}"
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=FULL")
-    cursor.execute("PRAGMA busy_timeout=10000")
-    cursor.close()
-
-
 class DeploymentStore:
     """Revisions of every deployment; the newest revision of a name is the live one."""
 
     def __init__(self, url: str) -> None:
-        self.engine: SqlEngine = create_engine(url)
-        if url.startswith("sqlite"):
-            event.listen(self.engine, "connect", _sqlite_pragmas)
-        _metadata.create_all(self.engine)
+        self.engine: SqlEngine = open_database(url, _metadata, "deployment")
 
     def latest(self, name: str) -> Revision:
         with self.engine.connect() as conn:

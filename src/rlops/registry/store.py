@@ -23,8 +23,6 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    create_engine,
-    event,
     func,
     select,
     update,
@@ -34,6 +32,7 @@ from sqlalchemy.engine import Engine as SqlEngine
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from rlops.errors import ConflictError, NotFoundError, StorageError
+from rlops.metadata import open_database
 from rlops.registry.lineage import Lineage
 from rlops.registry.refs import ModelRef
 from rlops.registry.stages import Stage
@@ -120,14 +119,6 @@ class Transition:
     at_us: int
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=FULL")
-    cursor.execute("PRAGMA busy_timeout=10000")
-    cursor.close()
-
-
 def _version(row: Any) -> ModelVersion:
     return ModelVersion(row.name, row.version, Stage(row.stage), row.kind, row.content_hash, row.public_key,
                         row.created_at_us, row.actor, json.loads(row.registration))
@@ -153,19 +144,7 @@ class RegistryStore:
     ATTEMPTS = 50
 
     def __init__(self, url: str) -> None:
-        self.engine: SqlEngine = create_engine(url)
-        if url.startswith("sqlite"):
-            event.listen(self.engine, "connect", _sqlite_pragmas)
-        for attempt in range(5):
-            try:
-                _metadata.create_all(self.engine)
-                break
-            except OperationalError as e:
-                # Two processes opening a fresh database both see no table and both create it: the loser's
-                # "already exists" just means the tables are there now.
-                if "already exists" in str(e.orig) and attempt < 4:
-                    continue
-                raise StorageError(f"metadata database {url}: cannot create the registry tables: {e.orig}") from e
+        self.engine: SqlEngine = open_database(url, _metadata, "registry")
 
     def close(self) -> None:
         self.engine.dispose()
