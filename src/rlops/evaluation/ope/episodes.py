@@ -132,7 +132,10 @@ class EpisodeData:
             raise ValidationError("v_hat" if "q_hat" in extra else "q_hat", "q_hat and v_hat go together")
         bounds = None
         if self.reward_bounds is not None:
-            low, high = (float(b) for b in self.reward_bounds)
+            try:
+                low, high = (float(b) for b in self.reward_bounds)
+            except (TypeError, ValueError) as e:
+                raise ValidationError("reward_bounds", "expected (low, high)") from e
             if not (np.isfinite(low) and np.isfinite(high) and low < high):
                 raise ValidationError("reward_bounds", f"expected finite low < high, got {(low, high)}")
             outside = (reward < low) | (reward > high)

@@ -99,7 +99,7 @@ def bandit_support(data: BanditData, thresholds: SupportThresholds) -> Support:
     low = bool(np.any((data.propensity < eps) & (data.target_at_logged > 0)))
     n, k = data.n, data.n_actions
     if data.pi_b is not None:  # the logging distribution is known: mass the target puts where the logger barely goes
-        mass = float(np.einsum("ij,ij->", data.pi_e, (data.pi_b < eps).astype(np.float64))) / n
+        mass = float(data.pi_e[data.pi_b < eps].sum()) / n
     else:  # only logged propensities: fall back to how often each action was logged
         frequency = np.bincount(data.action, minlength=k) / n
         mass = float(data.pi_e.sum(axis=0)[frequency < eps].sum()) / n
