@@ -6,7 +6,8 @@ drift. Per detector and stream: the detection delay (first detection at or after
 mean over the seeds that detected), the share of seeds that detected, and false alarms per 10,000 observations
 (detections before the change, or anywhere in the no-drift stream). Throughput: observations per second on a
 1,000,000-observation stream (river: per-observation ``update`` plus the ``drift_detected`` check, which is how
-it is used; rlops: one ``update_many`` call).
+it is used; rlops: one ``update_many`` call), best of repeats, by the process's CPU time (the machine is shared,
+so wall time also counts other jobs) and by wall time.
 
 Matched parameters, river's defaults on both sides: Page-Hinkley ``delta=0.005, threshold=50, alpha=1-1e-4,
 min_instances=30``; ADWIN ``delta=0.002, clock=32, max_buckets=5, min_window_length=5, grace_period=10``. river
@@ -81,13 +82,17 @@ def river_side(inputs: Path, output: Path) -> None:
                     hits.append(i)
             found.append(hits)
         result["detections"][name] = found
-        detector = make()
-        start = time.perf_counter()
-        for value in throughput_stream:
-            detector.update(value)
-            if detector.drift_detected:
-                pass
-        result["throughput"][name] = len(throughput_stream) / (time.perf_counter() - start)
+        best = (0.0, 0.0)
+        for _ in range(2):
+            detector = make()
+            wall, cpu = time.perf_counter(), time.process_time()
+            for value in throughput_stream:
+                detector.update(value)
+                if detector.drift_detected:
+                    pass
+            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+            best = max(best, (len(throughput_stream) / cpu, len(throughput_stream) / wall))
+        result["throughput"][name] = best
     import river
 
     result["version"] = river.__version__
@@ -144,13 +149,15 @@ def summarise(detections: list[list[int]], kinds: list[str]) -> dict[str, dict[s
     return out
 
 
-def throughput(make: Any, stream: np.ndarray, repeats: int = 3) -> float:
-    best = 0.0
+def throughput(make: Any, stream: np.ndarray, repeats: int = 3) -> tuple[float, float]:
+    """Best observations per second over ``repeats``, by CPU time and by wall time."""
+    best = (0.0, 0.0)
     for _ in range(repeats):
         detector = make()
-        start = time.perf_counter()
+        wall, cpu = time.perf_counter(), time.process_time()
         detector.update_many(stream)
-        best = max(best, stream.size / (time.perf_counter() - start))
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        best = max(best, (stream.size / cpu, stream.size / wall))
     return best
 
 
@@ -246,12 +253,16 @@ def quality_table(ours: dict[str, Any], theirs: dict[str, Any], kinds: list[str]
 
 
 def speed_table(ours: dict[str, Any], theirs: dict[str, Any]) -> list[str]:
-    lines = ["| detector | rlops obs/s | river obs/s | rlops / river |", "|---|---:|---:|---:|"]
+    lines = ["| detector | rlops obs/s (CPU) | river obs/s (CPU) | rlops / river | rlops obs/s (wall) | "
+             "river obs/s (wall) |", "|---|---:|---:|---:|---:|---:|"]
     for name, label in (("page_hinkley", "Page-Hinkley"), ("adwin", "ADWIN"), ("cusum", "CUSUM")):
-        mine = ours["throughput"][name]
-        other = theirs["throughput"].get(name, float("nan"))
-        lines.append(f"| {label} | {mine:,.0f} | {_fmt(other, ',.0f')} | {_fmt(mine / other, '.1f')}x |"
-                     if other == other else f"| {label} | {mine:,.0f} | - | - |")
+        cpu, wall = ours["throughput"][name]
+        if name in theirs["throughput"]:
+            other_cpu, other_wall = theirs["throughput"][name]
+            lines.append(f"| {label} | {cpu:,.0f} | {other_cpu:,.0f} | {cpu / other_cpu:.1f}x | {wall:,.0f} | "
+                         f"{other_wall:,.0f} |")
+        else:
+            lines.append(f"| {label} | {cpu:,.0f} | - | - | {wall:,.0f} | - |")
     return lines
 
 

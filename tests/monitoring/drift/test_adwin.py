@@ -76,3 +76,15 @@ def test_no_detection_without_change_over_a_long_stream() -> None:
     found = detector.update_many(np.random.default_rng(8).normal(size=200_000))
     assert found.size <= 2  # delta bounds the false alarm rate per check
     assert detector.width >= 100_000
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_first_detection_is_rivers(seed: int) -> None:
+    drift = pytest.importorskip("river.drift", reason="river is not installed: pip install river to compare")
+    rng = np.random.default_rng(seed)
+    stream = np.r_[rng.normal(0, 1, 3000), rng.normal(0.6, 1, 3000)]
+    ours = ADWIN().update_many(stream)
+    theirs = drift.ADWIN()
+    first = next(i for i, value in enumerate(stream.tolist()) if (theirs.update(value), theirs.drift_detected)[1])
+    # river empties its window after a detection and rlops keeps the recent part, so only the first is comparable
+    assert ours[0] == first

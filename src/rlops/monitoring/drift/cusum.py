@@ -14,7 +14,7 @@ from rlops.monitoring.drift.detector import (
     check_positive,
 )
 
-_MIN_BLOCK = 4096
+_MIN_BLOCK = 2048
 _MAX_BLOCK = 65_536
 #: A constant burn-in has no spread; this relative floor keeps ``k * sigma`` above the rounding of its mean.
 _SIGMA_FLOOR = 1e-9

@@ -18,7 +18,7 @@ from rlops.monitoring.drift.detector import (
 
 #: First block after a (re)start; blocks double up to ``_MAX_BLOCK`` while nothing is detected, so a detection
 #: costs at most one block of recomputation and a quiet stream runs in large vectorised blocks.
-_MIN_BLOCK = 4096
+_MIN_BLOCK = 2048
 _MAX_BLOCK = 65_536
 
 
