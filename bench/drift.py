@@ -46,6 +46,9 @@ STREAMS = ("mean shift", "variance shift", "gradual drift", "no drift")
 PH = {"delta": 0.005, "threshold": 50.0, "alpha": 1 - 0.0001, "min_instances": 30}
 ADWIN = {"delta": 0.002, "clock": 32, "max_buckets": 5, "min_window_length": 5, "grace_period": 10}
 CUSUM = {"k": 0.5, "h": 8.0, "burn_in": 100}
+#: Page-Hinkley with a higher threshold, for throughput only: rlops restarts its vectorised test after every alarm,
+#: so its speed depends on the alarm rate (about 6.6 per 10,000 at river's default threshold on unit-variance noise).
+PH_QUIET = {**PH, "threshold": 200.0}
 SECTION = "## Drift detection (bench/drift.py)"
 
 
@@ -69,12 +72,13 @@ def river_side(inputs: Path, output: Path) -> None:
 
     streams = np.load(inputs / "streams.npy")
     throughput_stream = np.load(inputs / "throughput.npy").tolist()
-    makers = {"page_hinkley": lambda: drift.PageHinkley(**PH), "adwin": lambda: drift.ADWIN(**ADWIN)}
+    makers = {"page_hinkley": lambda: drift.PageHinkley(**PH), "adwin": lambda: drift.ADWIN(**ADWIN),
+              "page_hinkley_quiet": lambda: drift.PageHinkley(**PH_QUIET)}
     result: dict[str, Any] = {"detections": {}, "throughput": {}}
-    for name, make in makers.items():
+    for name in ("page_hinkley", "adwin"):
         found = []
         for row in streams:
-            detector = make()
+            detector = makers[name]()
             hits = []
             for i, value in enumerate(row.tolist()):
                 detector.update(value)
@@ -82,6 +86,7 @@ def river_side(inputs: Path, output: Path) -> None:
                     hits.append(i)
             found.append(hits)
         result["detections"][name] = found
+    for name, make in makers.items():
         best = (0.0, 0.0)
         for _ in range(2):
             detector = make()
@@ -125,7 +130,7 @@ def rlops_detectors() -> dict[str, Any]:
     from rlops.monitoring.drift import PageHinkley
 
     return {"page_hinkley": lambda: PageHinkley(**PH), "adwin": lambda: Adwin(**ADWIN),
-            "cusum": lambda: Cusum(**CUSUM)}
+            "cusum": lambda: Cusum(**CUSUM), "page_hinkley_quiet": lambda: PageHinkley(**PH_QUIET)}
 
 
 def summarise(detections: list[list[int]], kinds: list[str]) -> dict[str, dict[str, float]]:
@@ -213,7 +218,8 @@ def main() -> None:
     print("rlops' side...", flush=True)
     ours: dict[str, Any] = {"detections": {}, "throughput": {}}
     for name, make in rlops_detectors().items():
-        ours["detections"][name] = [make().update_many(row).tolist() for row in streams]
+        if not name.endswith("_quiet"):
+            ours["detections"][name] = [make().update_many(row).tolist() for row in streams]
         ours["throughput"][name] = throughput(make, throughput_stream)
     print("batch drift...", flush=True)
     batch = batch_timing(200_000 if args.quick else 1_000_000, 50_000 if args.quick else 200_000)
@@ -255,7 +261,9 @@ def quality_table(ours: dict[str, Any], theirs: dict[str, Any], kinds: list[str]
 def speed_table(ours: dict[str, Any], theirs: dict[str, Any]) -> list[str]:
     lines = ["| detector | rlops obs/s (CPU) | river obs/s (CPU) | rlops / river | rlops obs/s (wall) | "
              "river obs/s (wall) |", "|---|---:|---:|---:|---:|---:|"]
-    for name, label in (("page_hinkley", "Page-Hinkley"), ("adwin", "ADWIN"), ("cusum", "CUSUM")):
+    labels = (("page_hinkley", "Page-Hinkley"), ("page_hinkley_quiet", "Page-Hinkley, threshold 200"),
+              ("adwin", "ADWIN"), ("cusum", "CUSUM"))
+    for name, label in labels:
         cpu, wall = ours["throughput"][name]
         if name in theirs["throughput"]:
             other_cpu, other_wall = theirs["throughput"][name]

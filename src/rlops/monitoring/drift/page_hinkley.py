@@ -20,6 +20,9 @@ from rlops.monitoring.drift.detector import (
 #: costs at most one block of recomputation and a quiet stream runs in large vectorised blocks.
 _MIN_BLOCK = 2048
 _MAX_BLOCK = 65_536
+_SLACK_SIGN = np.array([[-1.0], [1.0]])
+_TEST_SIGN = np.array([[1.0], [-1.0]])
+_NUMERATOR = np.array([1.0])
 
 
 class PageHinkley(StreamDetector):
@@ -61,10 +64,10 @@ class PageHinkley(StreamDetector):
     def _clear(self) -> None:
         self._count = 0  # observations since the (re)start
         self._sum = 0.0  # their sum, accumulated left to right
-        self._up = 0.0
-        self._down = 0.0
-        self._min_up = np.inf
-        self._max_down = -np.inf
+        # The two cumulative sums side by side, [up, down], and the running [min(up), min(-down)]: the down test is
+        # the up test on -down, so both go through the same array operations.
+        self._level = np.zeros(2)
+        self._low = np.full(2, np.inf)
         self._block = _MIN_BLOCK
 
     def _consume(self, values: npt.NDArray[np.float64]) -> list[int]:
@@ -86,32 +89,28 @@ class PageHinkley(StreamDetector):
     def _block_step(self, x: npt.NDArray[np.float64]) -> int | None:
         """Advance over ``x``; on a detection return its position and leave the state to be cleared."""
         m = x.size
-        # Prepending the carried sum keeps every partial sum the same as when the stream comes in one piece.
+        # Prepending the carried sums keeps every partial sum the same as when the stream comes in one piece.
         sums = np.cumsum(np.concatenate(([self._sum], x)))[1:]
         counts = np.arange(self._count + 1, self._count + m + 1, dtype=np.float64)
         deviation = x - sums / counts
-        up = self._recurrence(deviation - self.delta, self._up)
-        down = self._recurrence(deviation + self.delta, self._down)
-        min_up = np.minimum.accumulate(np.concatenate(([self._min_up], up)))[1:]
-        max_down = np.maximum.accumulate(np.concatenate(([self._max_down], down)))[1:]
-        alarm = np.zeros(m, dtype=bool)
-        if self.direction is not Direction.DOWN:
-            alarm |= (up - min_up) > self.threshold
-        if self.direction is not Direction.UP:
-            alarm |= (max_down - down) > self.threshold
-        first_allowed = max(0, self.min_instances - self._count - 1)
-        alarm[:first_allowed] = False
+        z = deviation + _SLACK_SIGN * self.delta  # rows: deviation - delta, deviation + delta
+        if self.alpha == 1.0:
+            level = np.cumsum(np.concatenate((self._level[:, None], z), axis=1), axis=1)[:, 1:]
+        else:
+            level = np.asarray(lfilter(_NUMERATOR, [1.0, -self.alpha], z, axis=1,
+                                       zi=(self.alpha * self._level)[:, None])[0], dtype=np.float64)
+        signed = level * _TEST_SIGN  # rows: up, -down
+        low = np.minimum.accumulate(np.concatenate((self._low[:, None], signed), axis=1), axis=1)[:, 1:]
+        rise = signed - low  # rows: up - min(up), max(down) - down
+        if self.direction is Direction.BOTH:
+            alarm = (rise > self.threshold).any(axis=0)
+        else:
+            alarm = rise[0 if self.direction is Direction.UP else 1] > self.threshold
+        alarm[:max(0, self.min_instances - self._count - 1)] = False
         if alarm.any():
             return int(np.argmax(alarm))
         self._count += m
         self._sum = float(sums[-1])
-        self._up, self._down = float(up[-1]), float(down[-1])
-        self._min_up, self._max_down = float(min_up[-1]), float(max_down[-1])
+        self._level = level[:, -1].copy()
+        self._low = low[:, -1].copy()
         return None
-
-    def _recurrence(self, z: npt.NDArray[np.float64], previous: float) -> npt.NDArray[np.float64]:
-        """``y_t = alpha * y_{t-1} + z_t`` from ``y_{-1} = previous``, evaluated left to right."""
-        if self.alpha == 1.0:
-            return np.cumsum(np.concatenate(([previous], z)))[1:]
-        out, _ = lfilter([1.0], [1.0, -self.alpha], z, zi=[self.alpha * previous])
-        return np.asarray(out, dtype=np.float64)
