@@ -126,7 +126,12 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Worker processes each draw from their own random stream (see Engine's ``stream``).
         stream = os.getpid() if settings.workers > 1 else None
-        app.state.engine = Engine(settings.home, fsync=settings.fsync, stream=stream)
+        app.state.engine = engine = Engine(settings.home, fsync=settings.fsync, stream=stream)
+        for name in engine.store.names():  # load every policy now, not on each worker's first request
+            try:
+                engine.spec(name)
+            except RlopsError as e:  # a broken deployment is reported by /readyz and its own 503s
+                log.warning("deployment %s did not load at start-up: %s", name, e)
         try:
             yield
         finally:
