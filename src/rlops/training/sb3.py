@@ -64,6 +64,9 @@ class TrainConfig:
         env_options: keyword options of the environment (e.g. ``{"days": 2}``), default none.
         torch_threads: PyTorch intra-op threads during training, default 1 (reproducible, and polite on shared
             machines); ``None`` leaves PyTorch's setting alone.
+        normalize_reward: scale rewards by a running estimate of the return's standard deviation during training
+            (SB3's ``VecNormalize(norm_obs=False)``), default False. Observations are untouched, so the trained
+            controller acts on raw observations as every other controller does.
     """
 
     algo: Algorithm = Algorithm.PPO
@@ -73,6 +76,7 @@ class TrainConfig:
     hyperparams: Mapping[str, Any] = field(default_factory=dict)
     env_options: Mapping[str, Any] = field(default_factory=dict)
     torch_threads: int | None = 1
+    normalize_reward: bool = False
 
     def check(self) -> None:
         """Reject settings that cannot train."""
@@ -162,14 +166,18 @@ def train(scenario: str | ScenarioSpec, config: TrainConfig | None = None, param
     """
     import torch
     from stable_baselines3.common.monitor import Monitor
+    from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
     config = config if config is not None else TrainConfig()
     config.check()
     spec = scenario if isinstance(scenario, ScenarioSpec) else get_scenario(scenario)
     algo = Algorithm(config.algo)
-    env = Monitor(spec.make(params, **dict(config.env_options)))
+    env: Any = DummyVecEnv([lambda: Monitor(spec.make(params, **dict(config.env_options)))])
     if algo in _CONTINUOUS_ONLY and not isinstance(env.action_space, gym.spaces.Box):
+        env.close()
         raise ConfigError(f"train: {algo} needs continuous (box) actions; {spec.id} has {env.action_space}")
+    if config.normalize_reward:
+        env = VecNormalize(env, norm_obs=False, norm_reward=True, gamma=float(config.hyperparams.get("gamma", 0.99)))
     threads = torch.get_num_threads()
     if config.torch_threads is not None:
         torch.set_num_threads(config.torch_threads)
