@@ -232,7 +232,7 @@ def main() -> None:
     facts = machine()
     header = [SECTION, "", f"Command: `.venv/bin/python bench/drift.py` ({seeds} seeds per stream; river "
               f"{theirs['version']} in its own process on the same arrays; run on {facts['date']}).", "",
-              machine_line(facts), "", *__doc__.split("\n\n")[1:4], ""]
+              machine_line(facts), "", *[p.replace("``", "`") + "\n" for p in __doc__.split("\n\n")[1:4]]]
     write_section(SECTION, "\n".join(header) + "\n" + text + "\n")
     print(f"wrote {SECTION!r} in docs/benchmarks.md")
 
