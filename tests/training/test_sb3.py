@@ -10,7 +10,7 @@ import pytest
 import torch
 from rich.console import Console
 
-from rlops.errors import ConfigError, NotFoundError
+from rlops.errors import ConfigError, NotFoundError, ValidationError
 from rlops.scenarios import SCENARIOS, Controller, evaluate_controller
 from rlops.training import RECIPES, Algorithm, SB3Controller, TrainConfig, recipe, train
 
@@ -111,3 +111,18 @@ def test_every_scenario_has_a_recipe() -> None:
     assert recipe("hvac", seed=7).seed == 7
     with pytest.raises(NotFoundError, match="hvak"):
         recipe("hvak")
+
+
+def test_reward_normalisation_changes_learning_but_not_what_the_agent_sees() -> None:
+    plain = train("hvac", _tiny(seed=3), progress=False)
+    scaled = train("hvac", _tiny(seed=3, normalize_reward=True), progress=False)
+    assert any(not np.array_equal(a, b) for a, b in zip(_weights(plain), _weights(scaled), strict=True))
+    env = SCENARIOS["hvac"].make()
+    obs, _ = env.reset(seed=0)
+    expected, _ = scaled.model.predict(obs, deterministic=True)  # raw observation in, no normalising wrapper
+    assert np.array_equal(scaled.act(obs), expected)
+
+
+def test_environment_options_reach_the_training_environment() -> None:
+    with pytest.raises(ValidationError, match=r"^reward: must be one of"):
+        train("portfolio", _tiny(env_options={"reward": "sharpe"}), progress=False)
