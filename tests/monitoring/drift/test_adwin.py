@@ -56,6 +56,7 @@ def test_closed_form_bucket_counts_match_inserting_one_at_a_time(max_buckets: in
     detector._counts = np.array([max_buckets - 1, max_buckets, 1], dtype=np.int64)  # any resting state
     arrivals = np.arange(0, 300, dtype=np.int64)
     counts, _ = detector._rows_after(arrivals)
+    assert all(detector._counts_after(int(n)).tolist() == np.trim_zeros(counts[n], "b").tolist() for n in arrivals)
     rows = detector._counts.tolist()
     for n in arrivals.tolist():
         expect = np.zeros(counts.shape[1], dtype=np.int64)

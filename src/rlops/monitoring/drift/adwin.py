@@ -124,8 +124,8 @@ class ADWIN(StreamDetector):
         checks = np.arange(first, begin + x.size + 1, self.clock, dtype=np.int64)
         checks = checks[checks - self._start > self.grace_period]
         if checks.size:
-            counts, incoming = self._rows_after(checks - begin)
-            cut = self._scan(checks, counts, int(np.count_nonzero(incoming[-1])), begin, run1, run2)
+            counts, moving = self._rows_after(checks - begin)
+            cut = self._scan(checks, counts, moving, begin, run1, run2)
             if cut.any():
                 k = int(np.argmax(cut))
                 end = int(checks[k])
@@ -133,35 +133,45 @@ class ADWIN(StreamDetector):
                 self._shrink()
                 return end - begin - 1
         end = begin + x.size
-        self._settle(end, self._rows_after(np.array([x.size], dtype=np.int64))[0][0], begin, run1, run2)
+        self._settle(end, self._counts_after(x.size), begin, run1, run2)
         return None
 
     # ---- the exponential histogram's layout ---------------------------------------------------------------------
 
-    def _rows_after(self, arrivals: npt.NDArray[np.int64]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-        """Bucket counts per row after ``arrivals`` more observations, and the arrivals each row received.
+    def _rows_after(self, arrivals: npt.NDArray[np.int64]) -> tuple[npt.NDArray[np.int64], int]:
+        """Bucket counts per row after each of ``arrivals`` (ascending) more observations: shape (len, rows).
 
-        Both have shape ``(len(arrivals), rows)``. Rows that receive nothing keep their buckets unchanged; they are
-        always the oldest rows.
+        Also returns how many rows (always the newest ones) received buckets by the last entry; the older rows keep
+        theirs unchanged. A row holding ``c`` buckets that receives ``a`` passes ``max(0, a + c - top + 1) // 2``
+        merged buckets up (it merges whenever it would hold ``top + 1``) and keeps ``c + a`` minus twice that.
         """
         top = self.max_buckets
-        rows: list[npt.NDArray[np.int64]] = []
-        received: list[npt.NDArray[np.int64]] = []
+        old = self._counts
+        columns: list[npt.NDArray[np.int64]] = []
         incoming = arrivals
-        i = 0
-        while i < self._counts.size or incoming.any():
-            start = int(self._counts[i]) if i < self._counts.size else 0
-            until_full = top + 1 - start  # arrivals until this row first holds top + 1 buckets and merges two
-            overflowed = incoming >= until_full
-            past = incoming - until_full
-            rows.append(np.where(overflowed, top - 1 + past % 2, start + incoming))
-            received.append(incoming)
-            incoming = np.where(overflowed, 1 + past // 2, 0)
-            i += 1
-        if not rows:
-            empty = np.zeros((arrivals.size, 0), dtype=np.int64)
-            return empty, empty
-        return np.stack(rows, axis=1), np.stack(received, axis=1)
+        while incoming.size and incoming[-1] > 0:
+            start = int(old[len(columns)]) if len(columns) < old.size else 0
+            passed = np.maximum(incoming + (start + 1 - top), 0) >> 1
+            columns.append(incoming + (start - 2 * passed))
+            incoming = passed
+        moving = len(columns)
+        columns.extend(np.full(arrivals.size, c, dtype=np.int64) for c in old[moving:].tolist())
+        if not columns:
+            return np.zeros((arrivals.size, 0), dtype=np.int64), 0
+        return np.stack(columns, axis=1), moving
+
+    def _counts_after(self, arrivals: int) -> npt.NDArray[np.int64]:
+        """:meth:`_rows_after` for one number of arrivals, in plain integers."""
+        top = self.max_buckets
+        counts = self._counts.tolist()
+        incoming, i = arrivals, 0
+        while incoming > 0:
+            if i == len(counts):
+                counts.append(0)
+            passed = max(incoming + counts[i] + 1 - top, 0) >> 1
+            counts[i] += incoming - 2 * passed
+            incoming, i = passed, i + 1
+        return np.array(counts, dtype=np.int64)
 
     def _edge_offsets(self, counts: npt.NDArray[np.int64]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
         """Distances from the newest end of ``counts``' rows to each bucket edge: shape (..., rows * max_buckets).
@@ -226,16 +236,27 @@ class ADWIN(StreamDetector):
                      window: npt.NDArray[np.int64], end1: npt.NDArray[np.float64], start1: float,
                      var: npt.NDArray[np.float64], d: npt.NDArray[np.float64]) -> npt.NDArray[np.bool_]:
         """Cut test for splits leaving ``n1`` newest observations (shape (checks, splits)), any per check."""
-        n0 = window[:, None] - n1
-        usable = exists & (n1 >= self.min_window_length) & (n0 >= self.min_window_length)
+        shortest = self.min_window_length
         with np.errstate(all="ignore"):  # unusable cells may hold anything; they are masked out below
-            f0 = n0.astype(np.float64)
             f1 = n1.astype(np.float64)
-            gap = np.abs((at - start1) / f0 - (end1[:, None] - at) / f1)
-            shrink = 1.0 - self.min_window_length
-            m = 1.0 / (f0 + shrink) + 1.0 / (f1 + shrink)
-            bound = np.sqrt(m * (2.0 * var * d)[:, None]) + m * ((2.0 / 3.0) * d)[:, None]
-            return np.asarray((usable & (gap > bound)).any(axis=1), dtype=bool)
+            f0 = window.astype(np.float64)[:, None] - f1
+            usable = exists & (f1 >= shortest) & (f0 >= shortest)
+            # In place, to keep the temporaries few: the arrays are (checks x splits) and this runs per chunk.
+            gap = (at - start1) / f0
+            newer = (end1[:, None] - at) / f1
+            np.subtract(gap, newer, out=gap)
+            np.abs(gap, out=gap)  # |mu0 - mu1|
+            np.add(f0, 1.0 - shortest, out=f0)
+            np.reciprocal(f0, out=f0)
+            np.add(f1, 1.0 - shortest, out=f1)
+            np.reciprocal(f1, out=f1)
+            m = np.add(f0, f1, out=f0)
+            np.multiply(m, ((2.0 / 3.0) * d)[:, None], out=newer)
+            np.multiply(m, (2.0 * var * d)[:, None], out=m)
+            np.sqrt(m, out=m)
+            np.add(m, newer, out=m)  # the bound
+            usable &= gap > m
+            return np.asarray(usable.any(axis=1), dtype=bool)
 
     def _log_term(self, window: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
         """``ln(2 ln(n) / delta)`` per window length ``n`` (windows shorter than 2 are never split)."""
