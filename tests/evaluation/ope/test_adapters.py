@@ -8,14 +8,24 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from rlops.engine import DeploymentSpec, Engine
 from rlops.engine.reports import export_parquet
 from rlops.errors import ValidationError
-from rlops.evaluation.ope import IPS, SNIPS, bandit_data_from_parquet, bandit_data_from_table, target_probabilities
+from rlops.evaluation.ope import (
+    IPS,
+    PDIS,
+    SNIPS,
+    bandit_data_from_parquet,
+    bandit_data_from_table,
+    episode_data_from_parquet,
+    target_probabilities,
+)
 from rlops.policies import PolicyInput, UniformRandom
 from rlops.scenarios import SyntheticBandit
+from tests.evaluation.ope.mdp import make_mdp
 
 WORLD = SyntheticBandit(seed=0)
 REWARD = {"name": "click", "version": 1, "expression": "1 if clicked else 0", "fields": {"clicked": {}},
@@ -112,4 +122,28 @@ def test_bad_rows_are_refused(home: Path) -> None:
     assert err.value.field == "action_index"
     with pytest.raises(ValidationError) as err:
         bandit_data_from_table(table, schema=schema)
+    assert err.value.field == "pi_e"
+
+
+def test_sequential_interactions_from_parquet(tmp_path: Path) -> None:
+    mdp = make_mdp()
+    data = mdp.sample(200, seed=1)
+    state = data.state.argmax(axis=1)
+    table = pa.table({
+        "episode_id": [f"ep-{e}" for e in data.episode],
+        "step": data.step,
+        "context": pa.array([{"s0": float(r[0]), "s1": float(r[1]), "s2": float(r[2])} for r in data.state]),
+        "actions": [["left", "right"]] * data.n,
+        "action_index": data.action,
+        "propensity": data.propensity,
+        "probabilities": [list(p) for p in mdp.pi_b[state]],
+        "reward": data.reward,
+    })
+    path = tmp_path / "episodes.parquet"
+    pq.write_table(table, path)
+    from_file = episode_data_from_parquet(path, pi_e=mdp.pi_e[state])
+    assert from_file.n_episodes == data.n_episodes
+    assert PDIS(0.9).estimate(from_file).value == pytest.approx(PDIS(0.9).estimate(data).value, abs=1e-12)
+    with pytest.raises(ValidationError) as err:
+        episode_data_from_parquet(path, pi_e=mdp.pi_e[state][:, :1])
     assert err.value.field == "pi_e"

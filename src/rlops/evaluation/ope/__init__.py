@@ -7,7 +7,13 @@ high-confidence empirical-Bernstein lower bound), the effective sample size, the
 :class:`SupportWarning` values when the logs barely cover the target. See ``docs/evaluation.md``.
 """
 
-from rlops.evaluation.ope.adapters import bandit_data_from_parquet, bandit_data_from_table, target_probabilities
+from rlops.evaluation.ope.adapters import (
+    bandit_data_from_parquet,
+    bandit_data_from_table,
+    episode_data_from_parquet,
+    episode_data_from_table,
+    target_probabilities,
+)
 from rlops.evaluation.ope.base import Estimator
 from rlops.evaluation.ope.data import BanditData
 from rlops.evaluation.ope.dr import DirectMethod, DoublyRobust, DRos, SelfNormalizedDR, SwitchDR
@@ -51,6 +57,8 @@ __all__ = [
     "bandit_data_from_parquet",
     "bandit_data_from_table",
     "cross_fit",
+    "episode_data_from_parquet",
+    "episode_data_from_table",
     "mlp",
     "target_probabilities",
 ]

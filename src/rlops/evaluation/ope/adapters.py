@@ -15,6 +15,9 @@ column            use
 ``reward``        the joined reward
 ================  ===========================================================================================
 
+Sequential interactions add ``episode_id`` and ``step`` (:func:`episode_data_from_table`); each step's context is
+its state.
+
 The target policy comes as a ready ``pi_e`` array or as an rlops :class:`~rlops.policies.Policy`, whose
 ``ActResult.probabilities`` on the logged contexts become ``pi_e`` (see :func:`target_probabilities`).
 """
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +37,7 @@ import pyarrow.parquet as pq
 
 from rlops.errors import StorageError, ValidationError
 from rlops.evaluation.ope.data import BanditData
+from rlops.evaluation.ope.episodes import EpisodeData
 from rlops.events.join import JoinResult
 from rlops.policies.base import Policy, PolicyInput
 from rlops.schema import Schema
@@ -141,6 +146,24 @@ def bandit_data_from_table(
         reward_bounds: known reward bounds (e.g. the reward spec's clip bounds), for empirical-Bernstein bounds.
     """
     table = interactions.interactions if isinstance(interactions, JoinResult) else interactions
+    cols = _read(table, pi_e, policy, schema, seed)
+    return BanditData(action=cols.action, reward=cols.reward, propensity=cols.propensity, pi_e=cols.pi_e, x=cols.x,
+                      pi_b=cols.pi_b, reward_bounds=reward_bounds)
+
+
+@dataclass(frozen=True)
+class _Columns:
+    action: np.ndarray
+    reward: np.ndarray
+    propensity: np.ndarray
+    pi_e: np.ndarray
+    x: np.ndarray
+    pi_b: np.ndarray | None
+
+
+def _read(table: pa.Table, pi_e: np.ndarray | None, policy: Policy | None, schema: Schema | None,
+          seed: int) -> _Columns:
+    """The arrays both adapters need, with every rule of the module docstring checked."""
     for name in REQUIRED:
         _column(table, name)
     n = table.num_rows
@@ -151,10 +174,10 @@ def bandit_data_from_table(
     if np.any(action < 0):
         row = int(np.flatnonzero(action < 0)[0])
         raise ValidationError("action_index", f"row {row} is {action[row]}: continuous (box) actions are not "
-                                              f"supported by the bandit estimators")
-    propensity = table["propensity"].to_numpy()
+                                              f"supported here; build EpisodeData or BanditData directly")
     if table["propensity"].null_count:
         raise ValidationError("propensity", "is missing in some rows: off-policy estimates need every propensity")
+    propensity = np.asarray(table["propensity"].to_numpy(), dtype=np.float64)
     reward = np.asarray(table["reward"].to_numpy(zero_copy_only=False), dtype=np.float64)
     encoder = schema if schema is not None else (policy.schema if policy is not None else None)
     contexts: Sequence[Mapping[str, Any]] = ()
@@ -173,8 +196,29 @@ def bandit_data_from_table(
     if pi_e.ndim == 2 and pi_e.shape[1] != k:
         raise ValidationError("pi_e", f"has {pi_e.shape[1]} columns but the interactions have {k} actions")
     pi_b = _probabilities(table["probabilities"], n, k) if "probabilities" in table.column_names else None
-    return BanditData(action=action, reward=reward, propensity=propensity, pi_e=pi_e, x=x, pi_b=pi_b,
-                      reward_bounds=reward_bounds)
+    return _Columns(action, reward, propensity, pi_e, x, pi_b)
+
+
+def episode_data_from_table(
+    interactions: pa.Table,
+    *,
+    pi_e: np.ndarray | None = None,
+    policy: Policy | None = None,
+    schema: Schema | None = None,
+    seed: int = 0,
+    reward_bounds: tuple[float, float] | None = None,
+) -> EpisodeData:
+    """Sequential interactions (the columns above plus ``episode_id`` and ``step``) as :class:`EpisodeData`.
+
+    The context of each step is its state; arguments as in :func:`bandit_data_from_table`.
+    """
+    for name in ("episode_id", "step"):
+        _column(interactions, name)
+    cols = _read(interactions, pi_e, policy, schema, seed)
+    return EpisodeData(episode=np.asarray(interactions["episode_id"].to_numpy(zero_copy_only=False)),
+                       step=np.asarray(interactions["step"].to_numpy(zero_copy_only=False)), state=cols.x,
+                       action=cols.action, reward=cols.reward, propensity=cols.propensity, pi_e=cols.pi_e,
+                       reward_bounds=reward_bounds)
 
 
 def bandit_data_from_parquet(path: str | Path, **kwargs: Any) -> BanditData:
@@ -184,3 +228,12 @@ def bandit_data_from_parquet(path: str | Path, **kwargs: Any) -> BanditData:
     except (OSError, pa.ArrowInvalid) as e:
         raise StorageError(f"{path}: cannot read the Parquet file: {e}") from e
     return bandit_data_from_table(table, **kwargs)
+
+
+def episode_data_from_parquet(path: str | Path, **kwargs: Any) -> EpisodeData:
+    """:func:`episode_data_from_table` over a Parquet file of sequential interactions."""
+    try:
+        table = pq.read_table(path)
+    except (OSError, pa.ArrowInvalid) as e:
+        raise StorageError(f"{path}: cannot read the Parquet file: {e}") from e
+    return episode_data_from_table(table, **kwargs)
