@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import stats
 
 from rlops.monitoring.drift.grid import GridLocator, ks_statistic, wasserstein
@@ -64,3 +66,21 @@ def test_columns_located_together_match_columns_located_alone() -> None:
         assert np.array_equal(index[:, c], expected)
         anchor = grid[np.minimum(expected, grid.size - 1)]
         assert np.array_equal(gap[:, c], anchor - block[:, c])
+
+
+@settings(max_examples=60, deadline=None)
+@given(reference=st.lists(st.integers(-20, 20), min_size=1, max_size=60),
+       live=st.lists(st.integers(-25, 25), min_size=1, max_size=60), scale=st.sampled_from([1.0, 0.1, 1e6]))
+def test_ks_and_wasserstein_equal_scipy_on_any_small_samples(reference: list[int], live: list[int],
+                                                           scale: float) -> None:
+    ref = np.array(reference, dtype=float) * scale
+    new = np.array(live, dtype=float) * scale + 0.5 * scale * (np.arange(len(live)) % 2)  # on and off the grid
+    ks, w = _distances(ref, new)
+    assert ks == pytest.approx(stats.ks_2samp(ref, new, method="asymp").statistic, abs=1e-12)
+    # Exact except in cells where several live values cross F; the error there is at most the live mass in the cell
+    # times its width, so the sum of that over all interior cells bounds it.
+    grid = np.unique(ref)
+    index = np.searchsorted(grid, new, side="left")
+    inside = (index > 0) & (index < grid.size) & (grid[np.minimum(index, grid.size - 1)] != new)
+    bound = float(np.sum(grid[index[inside]] - grid[index[inside] - 1])) / new.size
+    assert abs(w - stats.wasserstein_distance(ref, new)) <= bound + 1e-9 * scale

@@ -65,6 +65,9 @@ def test_save_and_load_are_lossless(schema: Schema, tmp_path: Path) -> None:
     assert ReferenceProfile.load(tmp_path / "v1").to_dict() == profile.to_dict()
     assert ReferenceProfile.load(path).to_dict() == profile.to_dict()
     json.loads(path.read_text())
+    named = profile.save(tmp_path / "elsewhere" / "profile.json")
+    assert named.name == "profile.json" and ReferenceProfile.load(named).to_dict() == profile.to_dict()
+    assert sorted(p.name for p in (tmp_path / "v1").iterdir()) == [FILENAME]  # no temporary file left behind
 
 
 def test_bad_input_names_the_argument(schema: Schema, tmp_path: Path) -> None:

@@ -287,10 +287,16 @@ class ReferenceProfile:
         except (KeyError, TypeError, ValueError) as e:
             raise ConfigError(f"reference profile: malformed ({type(e).__name__}: {e})") from e
 
-    def save(self, directory: str | Path) -> Path:
-        """Write ``reference_profile.json`` into ``directory`` (created if needed), atomically; returns its path."""
-        folder = Path(directory)
-        target = folder / FILENAME
+    def save(self, path: str | Path) -> Path:
+        """Write the profile atomically and return the file written.
+
+        Args:
+            path: a folder (created if needed), which gets ``reference_profile.json``, or a ``.json`` file path.
+        """
+        target = Path(path)
+        if target.suffix != ".json":
+            target = target / FILENAME
+        folder = target.parent
         try:
             folder.mkdir(parents=True, exist_ok=True)
             fd, temporary = tempfile.mkstemp(dir=folder, prefix=".reference_profile.", suffix=".tmp")
