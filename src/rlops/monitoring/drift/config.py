@@ -49,7 +49,8 @@ class DriftConfig(BaseModel):
     reference's standard deviation 0.1 and Jensen-Shannon distance 0.1 (Evidently's drift defaults), here the warn
     level with twice that as alert; KS statistic 0.1 / 0.2; Cramér's V 0.1 / 0.3 (Cohen's small and medium); domain
     classifier AUC 0.6 / 0.7 (0.5 is no drift). For scale: a mean shift of 0.1 standard deviations of a normal
-    feature gives Wasserstein 0.1, KS 0.04, PSI 0.01; a shift of 0.3 gives Wasserstein 0.3, KS 0.12, PSI 0.09.
+    feature gives Wasserstein 0.1, KS 0.04, Jensen-Shannon 0.04, PSI 0.01; a shift of 0.3 gives Wasserstein 0.3, KS
+    0.12, Jensen-Shannon 0.12, PSI 0.09.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
