@@ -9,11 +9,6 @@ from __future__ import annotations
 
 import numpy as np
 import numpy.typing as npt
-from sklearn.ensemble import HistGradientBoostingClassifier
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import roc_auc_score
-from sklearn.model_selection import StratifiedKFold, cross_val_predict
-from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
 from rlops.errors import ValidationError
 from rlops.monitoring.drift.config import DomainClassifier
@@ -34,6 +29,14 @@ def domain_auc(reference: npt.NDArray[np.float64], live: npt.NDArray[np.float64]
     Raises:
         ValidationError: mismatched columns, or fewer than ``folds`` rows in a sample.
     """
+    # scikit-learn is imported here, not with the package: it takes a second or two to import, and processes that
+    # only run the streaming detectors (the service) should not pay for it.
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_auc_score
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+    from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
+
     if reference.ndim != 2 or live.ndim != 2 or reference.shape[1] != live.shape[1]:
         raise ValidationError("live", f"rows of shape {live.shape[1:]} do not match the reference's "
                                       f"{reference.shape[1:]}")

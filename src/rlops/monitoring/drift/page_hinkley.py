@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import numpy.typing as npt
-from scipy.signal import lfilter
 
 from rlops.errors import ValidationError
 from rlops.monitoring.drift.detector import (
@@ -97,6 +96,8 @@ class PageHinkley(StreamDetector):
         if self.alpha == 1.0:
             level = np.cumsum(np.concatenate((self._level[:, None], z), axis=1), axis=1)[:, 1:]
         else:
+            from scipy.signal import lfilter  # imported on first use: scipy.signal takes most of a second to import
+
             level = np.asarray(lfilter(_NUMERATOR, [1.0, -self.alpha], z, axis=1,
                                        zi=(self.alpha * self._level)[:, None])[0], dtype=np.float64)
         signed = level * _TEST_SIGN  # rows: up, -down
