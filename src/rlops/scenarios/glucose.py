@@ -329,10 +329,12 @@ class BasalBolus:
 
 
 def make_env(params: GlucoseParams | None = None, **options: Any) -> GlucoseEnv:
+    """Build the environment (the spec's ``env_factory``)."""
     return GlucoseEnv(params=params, **options)
 
 
 def make_baseline(env: gym.Env[Any, Any]) -> BasalBolus:
+    """Basal-bolus therapy prescribed for the default patient (0.97 U/h, 10 g/U)."""
     return BasalBolus()
 
 

@@ -336,10 +336,12 @@ class Thermostat:
 
 
 def make_env(params: HvacParams | None = None, **options: Any) -> HvacEnv:
+    """Build the environment (the spec's ``env_factory``)."""
     return HvacEnv(params=params, **options)
 
 
 def make_baseline(env: gym.Env[Any, Any]) -> Thermostat:
+    """The fixed-setpoint thermostat (21/24 °C, 1 K deadband)."""
     return Thermostat()
 
 

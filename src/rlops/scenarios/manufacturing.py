@@ -309,10 +309,12 @@ class ScheduledBaseStock:
 
 
 def make_env(params: ManufacturingParams | None = None, **options: Any) -> ManufacturingLineEnv:
+    """Build the environment (the spec's ``env_factory``)."""
     return ManufacturingLineEnv(params=params, **options)
 
 
 def make_baseline(env: gym.Env[Any, Any]) -> ScheduledBaseStock:
+    """Maintenance every 48 h plus the base-stock rule, for the environment's line."""
     return ScheduledBaseStock(getattr(env.unwrapped, "params", ManufacturingParams()))
 
 

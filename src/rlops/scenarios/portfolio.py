@@ -352,10 +352,12 @@ class PeriodicRebalance:
 
 
 def make_env(params: PortfolioParams | None = None, **options: Any) -> PortfolioEnv:
+    """Build the environment (the spec's ``env_factory``)."""
     return PortfolioEnv(params=params, **options)
 
 
 def make_baseline(env: gym.Env[Any, Any]) -> PeriodicRebalance:
+    """Equal weights rebalanced monthly."""
     return PeriodicRebalance()
 
 

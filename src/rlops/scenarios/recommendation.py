@@ -210,6 +210,7 @@ class MostPopular:
 
 
 def make_env(params: RecommendationParams | None = None, **options: Any) -> RecommendationEnv:
+    """Build the environment (the spec's ``env_factory``)."""
     return RecommendationEnv(params=params, **options)
 
 
