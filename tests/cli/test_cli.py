@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -42,25 +43,33 @@ def test_fast_demo_end_to_end_as_a_real_process(tmp_path: Path) -> None:
 
     lines = [json.loads(line) for line in (home / "logs" / "service.log").read_text().splitlines()
              if line.startswith("{")]
-    decides = [ln for ln in lines if ln.get("route") == "/v1/deployments/{deployment}/decide"]
+    decides = [ln for ln in lines if ln.get("path") == "/v1/deployments/demo-logging/decide"]
     assert len(decides) == 2000 and all(ln["status"] == 200 and len(ln["request_id"]) == 32 for ln in decides)
     # the home folder is left holding the deployment 'demo', with its events
     assert main(["events", "stats", "--home", str(home)]) == 0
     from rlops.engine import Engine
 
     with Engine(home) as engine:
-        assert engine.store.names() == ["demo", "demo-logging"]
+        assert engine.store.names() == ["demo", "demo-logging", "hvac"]
         joined = engine.interactions("demo", include_pending=True)
         assert joined.stats.decisions == 2000 and joined.stats.joined == 2000
         # the demo re-sends one outcome every 1,000 decisions: recognised, never stored twice
         assert "sent 4, recognised 4" in proc.stdout
-        assert engine.log.read_outcomes().num_rows == 4000 + 3  # + 3 outcomes for unknown decisions
+        hvac = engine.interactions("hvac", include_pending=True).stats.decisions  # the lifecycle's, one outcome each
+        assert engine.log.read_outcomes().num_rows == 4000 + 3 + hvac  # + 3 outcomes for unknown decisions
         assert engine.dead_letters()["reason"].to_pylist() == ["unknown decision"] * 3
         # once it has learned, LinUCB beats the uniform logging policy on observed clicks: its last 500 decisions
         # (expected ~0.53 against ~0.29; the standard error of either mean is about 0.02)
         logged = engine.interactions("demo-logging", include_pending=True).interactions["reward"].to_numpy()
         learned = joined.interactions.sort_by("decision_id")["reward"].to_numpy()[-500:]
         assert learned.mean() > logged.mean() + 0.15
+    # the learned LinUCB was validated off-policy on the logging policy's logs: the DR gate passes
+    assert re.search(r"DR lower bound beats the logging policy\s+│\s+PASS", proc.stdout), proc.stdout[-3000:]
+    assert (home / "reports" / "bandit" / "report.html").is_file()
+    # the HVAC lifecycle: the weather shift raised the drift alert, two versions were registered, reports written
+    assert "ALERT drift alert on hvac" in proc.stdout and "obs_2" in proc.stdout
+    assert (home / "reports" / "lifecycle.html").is_file() and (home / "reports" / "v2" / "report.html").is_file()
+    assert main(["models", "verify", "hvac-ppo@2", "--home", str(home)]) == 0
     # a second run into the same folder refuses rather than mixing numbers
     again = subprocess.run([str(exe), "demo", "--fast", "--home", str(home)], capture_output=True, text=True,
                            timeout=120)

@@ -25,6 +25,7 @@ from rlops.cli import plan as _plan  # noqa: F401  isort: skip
 from rlops.cli import validate as _validate  # noqa: F401  isort: skip
 from rlops.cli import export as _export  # noqa: F401  isort: skip
 from rlops.cli import models as _models  # noqa: F401  isort: skip
+from rlops.cli import demo as _demo  # noqa: F401  isort: skip
 
 if TYPE_CHECKING:
     from rlops.service import ServiceSettings
@@ -48,60 +49,6 @@ def init(home: HomeOption = None) -> None:
 
     with Engine(_home(home)) as engine:
         console.print(f"rlops home ready at [bold]{escape(str(engine.home.root))}[/]")
-
-
-@app.command()
-def demo(
-    home: HomeOption = None,
-    fast: Annotated[bool, typer.Option("--fast", help="2,000 decisions per policy instead of 10,000.")] = False,
-    decisions: Annotated[int | None, typer.Option(help="Decisions per policy (overrides --fast).", min=100)] = None,
-    seed: Annotated[int, typer.Option(help="Seed for the synthetic users and their clicks.")] = 0,
-) -> None:
-    """Run the loop on a built-in contextual bandit and compare policies with the optimum.
-
-    The real HTTP service starts on a free loopback port and simulated applications get decisions from a
-    uniform-random logging policy and report outcomes over HTTP; then an online LinUCB policy serves and learns in
-    process. Every decision and outcome goes through the durable event log, rewards are joined under a reward
-    spec, and the table compares each policy's click rate with the best achievable, next to the HTTP throughput
-    and latency. The home folder keeps the deployment 'demo' afterwards.
-    """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
-
-    from rlops import demo as demo_module
-
-    n = decisions or (2_000 if fast else 10_000)
-    root = _home(home)
-    with Progress(TextColumn("{task.description:<14}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console, transient=False) as progress:
-        tasks: dict[str, TaskID] = {}
-
-        def update(phase: str, done: int, total: int) -> None:
-            if phase not in tasks:
-                tasks[phase] = progress.add_task(phase, total=total)
-            progress.update(tasks[phase], completed=done)
-
-        result = demo_module.run(root.root, n=n, seed=seed, progress=update)
-    table = Table(title=f"rlops demo: {n:,} synthetic users per policy",
-                  caption="rewards: joined rewards; observed: mean click; expected: mean click probability of the "
-                          "actions chosen (known model); last 25%: the same over the last quarter")
-    for column in ("deployment", "policy", "decisions", "rewards", "observed", "expected", "last 25%", "of best"):
-        table.add_column(column, justify="right" if column not in ("deployment", "policy") else "left")
-    for p in result.policies:
-        table.add_row(p.deployment, p.policy, f"{p.decisions:,}", f"{p.joined:,}", f"{p.mean_reward:.4f}",
-                      f"{p.expected_reward:.4f}", f"{p.last_quarter_expected:.4f}",
-                      f"{p.last_quarter_expected / result.optimum:.1%}")
-    table.add_row("optimum", "best per user", "", "", "", f"{result.optimum:.4f}",
-                  f"{result.optimum:.4f}", "100.0%", style="dim")
-    console.print(table)
-    h = result.http
-    console.print(f"Over HTTP ({escape(h.url)}, {h.clients} client threads, durable logging): {h.decisions:,} "
-                  f"decisions and {h.requests:,} requests in {h.seconds:.1f} s = {h.decisions_per_second:,.0f} "
-                  f"decisions/s; decide latency p50 {h.decide_p50_ms:.2f} ms, p99 {h.decide_p99_ms:.2f} ms.")
-    console.print(f"Duplicate outcomes sent {result.duplicates_sent}, recognised {result.duplicates_detected}; "
-                  f"dead-lettered outcomes {result.dead_letters} (unknown decisions).")
-    home_text = escape(str(result.home))
-    console.print(f"Done in {result.seconds:.1f} s. Home folder: [bold]{home_text}[/] "
-                  f"(deployment 'demo'; try: rlops events stats --home {home_text})")
 
 
 @app.command()

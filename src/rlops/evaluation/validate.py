@@ -40,7 +40,7 @@ class ValidateOptions:
         policy: the candidate's policy folder.
         events: logged interactions (Parquet file or home folder) for off-policy evaluation; ``None`` skips it.
         deployment: the deployment to read when ``events`` is a home folder with several.
-        scenario: a scenario name (``rlops.scenarios.catalog``) or ``module:SPEC`` for the stress suite.
+        scenario: a scenario name (``rlops.scenarios.catalog``), or a ``ScenarioSpec``, for the stress suite.
         baseline: a policy folder to stress against instead of the scenario's own baseline controller.
         stress: a stress-suite config (``StressConfig``); default: the standard variations.
         gates: the gates; default :data:`DEFAULT_GATES`.
@@ -54,7 +54,7 @@ class ValidateOptions:
     policy: Path
     events: Path | None = None
     deployment: str | None = None
-    scenario: str | None = None
+    scenario: Any = None
     baseline: Path | None = None
     stress: Any = None
     gates: GatesFile = DEFAULT_GATES
@@ -184,9 +184,10 @@ def _estimate_dict(e: Any) -> dict[str, Any]:
 def _stress(options: ValidateOptions, progress_bar: bool) -> dict[str, Any]:
     from rlops.evaluation.controllers import ActMode, PolicyFolderController
     from rlops.evaluation.stress import StressConfig, run_stress
+    from rlops.scenarios.base import ScenarioSpec
     from rlops.scenarios.catalog import get_scenario
 
-    spec = get_scenario(str(options.scenario))
+    spec = options.scenario if isinstance(options.scenario, ScenarioSpec) else get_scenario(str(options.scenario))
     config = options.stress or StressConfig.standard(seed=options.seed)
     candidate = PolicyFolderController(options.policy, ActMode.GREEDY)
     baseline = PolicyFolderController(options.baseline, ActMode.GREEDY) if options.baseline else None
@@ -227,14 +228,14 @@ def validate(options: ValidateOptions, progress: Callable[[str], None] | None = 
             failed = [f"{c.check} ({c.subject}): {c.message}" for c in checks if c.status is Status.FAIL]
             raise ValidationError("events", "the logged data would corrupt the evaluation: " + "; ".join(failed[:4])
                                   + " (see `rlops data check`)")
-    if options.scenario is not None:
+    if isinstance(options.scenario, str):
         from rlops.scenarios.catalog import get_scenario
 
         get_scenario(options.scenario)  # an unknown name fails now, not after the OPE
     if table is not None:
         results["ope"] = _ope(policy, table, options.seed, say)
     if options.scenario is not None:
-        say(f"running the stress suite on {options.scenario}")
+        say(f"running the stress suite on {getattr(options.scenario, 'id', options.scenario)}")
         results["stress"] = _stress(options, progress_bar)
     if options.measure:
         from rlops.evaluation.budget import ResourceBudget, check_budget, measure_resources

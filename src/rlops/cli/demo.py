@@ -1,0 +1,146 @@
+"""``rlops demo``: the whole loop on built-in scenarios, on a fresh home folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from rlops.cli.common import HomeOption, app, console
+from rlops.cli.common import home_folder as _home
+
+_STYLE = {"pass": "green", "warn": "yellow", "fail": "bold red", "skip": "dim", "promote": "green",
+          "continue": "yellow", "rollback": "bold red", "alert": "bold red", "warn_": "yellow", "none": "dim"}
+
+
+@app.command()
+def demo(
+    home: HomeOption = None,
+    fast: Annotated[bool, typer.Option("--fast", help="2,000 decisions per policy instead of 10,000.")] = False,
+    decisions: Annotated[int | None, typer.Option(help="Decisions per policy (overrides --fast).", min=100)] = None,
+    seed: Annotated[int, typer.Option(help="Seed for the synthetic users and their clicks.")] = 0,
+    lifecycle: Annotated[bool, typer.Option("--lifecycle/--no-lifecycle",
+                                            help="Run the HVAC lifecycle part too.")] = True,
+) -> None:
+    """The whole loop, in two parts, on a fresh home folder.
+
+    1. A contextual bandit over HTTP: the real service starts on a free loopback port, simulated applications get
+    decisions from a uniform-random logging policy and report outcomes; then an online LinUCB policy serves and
+    learns. A table compares both with the optimum, next to the HTTP throughput and latency; then the learned policy
+    is validated against the logging policy from the logged data (off-policy evaluation) and the gate table shown.
+
+    2. The HVAC lifecycle: train, validate with gates, register, serve, a canary against the thermostat, a weather
+    shift, the drift alert, retraining, and promotion or rollback, with a summary table and an HTML report.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+
+    from rlops import demo as demo_module
+
+    n = decisions or (2_000 if fast else 10_000)
+    root = _home(home)
+    with Progress(TextColumn("{task.description:<14}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console, transient=False) as progress:
+        tasks: dict[str, TaskID] = {}
+
+        def update(phase: str, done: int, total: int) -> None:
+            if phase not in tasks:
+                tasks[phase] = progress.add_task(phase, total=total)
+            progress.update(tasks[phase], completed=done)
+
+        result = demo_module.run(root.root, n=n, seed=seed, progress=update)
+    table = Table(title=f"rlops demo: {n:,} synthetic users per policy",
+                  caption="rewards: joined rewards; observed: mean click; expected: mean click probability of the "
+                          "actions chosen (known model); last 25%: the same over the last quarter")
+    for column in ("deployment", "policy", "decisions", "rewards", "observed", "expected", "last 25%", "of best"):
+        table.add_column(column, justify="right" if column not in ("deployment", "policy") else "left")
+    for p in result.policies:
+        table.add_row(p.deployment, p.policy, f"{p.decisions:,}", f"{p.joined:,}", f"{p.mean_reward:.4f}",
+                      f"{p.expected_reward:.4f}", f"{p.last_quarter_expected:.4f}",
+                      f"{p.last_quarter_expected / result.optimum:.1%}")
+    table.add_row("optimum", "best per user", "", "", "", f"{result.optimum:.4f}",
+                  f"{result.optimum:.4f}", "100.0%", style="dim")
+    console.print(table)
+    h = result.http
+    console.print(f"Over HTTP ({escape(h.url)}, {h.clients} client threads, durable logging): {h.decisions:,} "
+                  f"decisions and {h.requests:,} requests in {h.seconds:.1f} s = {h.decisions_per_second:,.0f} "
+                  f"decisions/s; decide latency p50 {h.decide_p50_ms:.2f} ms, p99 {h.decide_p99_ms:.2f} ms.")
+    console.print(f"Duplicate outcomes sent {result.duplicates_sent}, recognised {result.duplicates_detected}; "
+                  f"dead-lettered outcomes {result.dead_letters} (unknown decisions).")
+    home_text = escape(str(result.home))
+    console.print(f"Bandit part done in {result.seconds:.1f} s. Home folder: [bold]{home_text}[/] "
+                  f"(deployment 'demo'; try: rlops events stats --home {home_text})")
+    _bandit_gates(root.root)
+    if lifecycle:
+        _lifecycle(root.root, fast, seed)
+
+
+def _bandit_gates(home: Path) -> None:
+    """Validate the learned LinUCB against the uniform logging policy's logs (off-policy), and show the gates."""
+    from rlops.demo.bandit import LEARNING, LOGGING
+    from rlops.evaluation.report import write_report
+    from rlops.evaluation.validate import ValidateOptions, validate
+
+    learned = home / "deployments" / LEARNING / "learned" / "r1"
+    with console.status("validating the learned LinUCB on the logging policy's logs"):
+        run = validate(ValidateOptions(policy=learned, events=home, deployment=LOGGING))
+    ope = run.results["ope"]
+    table = Table("estimator", "value", "95% interval", title=f"off-policy value of the learned LinUCB, from "
+                  f"{ope['rows']:,} decisions logged by the uniform policy (its value: {ope['logging']['value']:.4f})")
+    for name, e in ope["estimates"].items():
+        table.add_row(name, f"{e['value']:.4f}", f"[{e['interval']['low']:.4f}, {e['interval']['high']:.4f}]")
+    console.print(table)
+    _gate_table(run.results["gates"], "gates for the learned LinUCB")
+    _, html = write_report(run.results, home / "reports" / "bandit")
+    console.print(f"validation report: {escape(str(html))}")
+
+
+def _gate_table(gates: list[dict[str, object]] | list[tuple[str, str, str]], title: str) -> None:
+    table = Table("gate", "status", "the numbers", title=title)
+    for g in gates:
+        if isinstance(g, dict):
+            name, status, reason = g["gate"]["name"], g["status"], g["reason"]  # type: ignore[index]
+        else:
+            name, status, reason = g
+        style = _STYLE.get(str(status), "")
+        table.add_row(escape(str(name)), f"[{style}]{str(status).upper()}[/]", escape(str(reason)))
+    console.print(table)
+
+
+def _lifecycle(home: Path, fast: bool, seed: int) -> None:
+    from rlops.demo.lifecycle import LifecycleConfig, run, write_summary
+
+    config = LifecycleConfig.fast() if fast else LifecycleConfig()
+    config = LifecycleConfig(**{**config.__dict__, "seed": seed})
+    console.rule("the HVAC lifecycle")
+    with console.status("starting") as status:
+
+        def say(text: str) -> None:
+            status.update(escape(text))
+            console.log(escape(text))
+
+        result = run(home, config, say=say)
+    table = Table("phase", "arm", "policy", "cost $/day", "kWh/day", "comfort K·h/day", "reward/decision",
+                  title=f"HVAC: {config.buildings} simulated buildings over HTTP ({escape(result.url)})")
+    for a in result.arms:
+        table.add_row(a.phase, a.arm, a.policy, f"{a.cost_per_day:.3f}", f"{a.energy_kwh_per_day:.2f}",
+                      f"{a.comfort_degree_hours_per_day:.3f}", f"{a.reward_per_decision:.4f}")
+    console.print(table)
+    for version, gates in result.gates.items():
+        _gate_table(list(gates), f"gates for {version} (stress suite vs the thermostat, latency)")
+    guard = Table("phase", "guardrail", "why", title="canary vs the thermostat (anytime-valid sequential test)")
+    for phase, decision, reason in result.guardrails:
+        guard.add_row(phase, f"[{_STYLE.get(decision, '')}]{decision.upper()}[/]", escape(reason))
+    console.print(guard)
+    for alert in result.alerts:
+        console.print(f"[bold red]ALERT[/] {escape(alert)}")
+    stages = Table("version", "stage", "why", title="registry: hvac-ppo")
+    for version, stage, why in result.stages:
+        stages.add_row(version, stage, escape(why))
+    console.print(stages)
+    summary = write_summary(result, home / "reports" / "lifecycle.html")
+    console.print(f"Lifecycle done in {result.seconds:.0f} s; {result.decisions_over_http:,} decisions over HTTP. "
+                  f"Report: {escape(str(summary))}. The dashboard comes with the monitoring work; until then, "
+                  f"`rlops serve --home {escape(str(home))}` and its /docs and /metrics.")
