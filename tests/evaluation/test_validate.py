@@ -124,3 +124,15 @@ def test_bad_inputs_are_refused_before_any_computation(logged: tuple[Path, Path,
     assert info.value.field == "events.action"
     with pytest.raises(Exception, match="no-such-scenario"):
         validate(ValidateOptions(policy=candidate, scenario="no-such-scenario", measure=False))
+
+
+def test_reward_bounds_refuse_rewards_outside_and_give_a_lower_bound(logged: tuple[Path, Path, float]) -> None:
+    home, candidate, truth = logged
+    run = validate(ValidateOptions(policy=candidate, events=home, measure=False, reward_bounds=(0.0, 1.0)),
+                   progress_bar=False)
+    bound = run.results["ope"]["lower_bound"]
+    assert bound["method"] == "empirical_bernstein" and 0.0 <= bound["low"] <= truth
+    assert bound["low"] <= run.results["ope"]["estimates"]["ips"]["interval"]["low"] + 1e-9  # more conservative
+    with pytest.raises(ValidationError) as info:  # clicks of 0 are outside [0.5, 1]: refused, nothing estimated
+        validate(ValidateOptions(policy=candidate, events=home, measure=False, reward_bounds=(0.5, 1.0)))
+    assert info.value.field == "events.reward"

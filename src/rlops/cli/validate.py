@@ -34,6 +34,9 @@ def validate(
     measure: Annotated[bool, typer.Option("--measure/--no-measure", help="Measure latency and memory.")] = True,
     workers: Annotated[int | None, typer.Option(min=1, help="Processes for the stress suite (default: CPUs).")]
     = None,
+    reward_bounds: Annotated[tuple[float, float] | None, typer.Option(
+        "--reward-bounds", help="LOW HIGH: every logged reward must lie in this range (default: the deployment's "
+                                "reward-spec bounds); enables a high-confidence lower bound.")] = None,
     seed: Annotated[int, typer.Option(help="Seed for everything random.")] = 0,
     out: Annotated[Path, typer.Option("--out", help="Folder for report.json and report.html.")] = Path("validation"),
 ) -> None:
@@ -54,6 +57,7 @@ def validate(
         stress=StressConfig.load(variations) if variations else None,
         gates=GatesFile.load(gates) if gates else DEFAULT_GATES,
         budget=ResourceBudget.load(budget) if budget else None, measure=measure, workers=workers, seed=seed,
+        reward_bounds=reward_bounds,
         command=shlex.join(["rlops", *sys.argv[1:]]) if sys.argv[0].endswith("rlops") else None)
     with console.status("validating") as status:
         result = run(options, progress=lambda text: status.update(escape(text)))

@@ -47,6 +47,9 @@ class ValidateOptions:
         budget: the resource budget (``ResourceBudget``); default: no limits, only the measurement.
         measure: measure latency and memory (in a separate process).
         workers: processes for the stress suite (default: one per CPU).
+        reward_bounds: ``(low, high)`` every logged reward must lie in (e.g. a spec that forbids negative rewards);
+            default: the deployment's reward spec bounds when ``events`` is a home folder and both are set. With
+            bounds, the report adds an empirical-Bernstein lower bound on the candidate's value (IPS).
         seed: seeds everything random here (target-policy sampling, reward-model folds, the stress suite).
         command: the command line, recorded in the report so its numbers can be recomputed.
     """
@@ -61,6 +64,7 @@ class ValidateOptions:
     budget: Any = None
     measure: bool = True
     workers: int | None = None
+    reward_bounds: tuple[float, float] | None = None
     seed: int = 0
     command: str | None = None
 
@@ -103,7 +107,8 @@ def _check_action_space(policy: Any, table: Any) -> None:
                                                "not match the data")
 
 
-def _logged_bandit(policy: Any, table: Any, seed: int) -> tuple[Any, dict[str, Any]]:
+def _logged_bandit(policy: Any, table: Any, seed: int, reward_bounds: tuple[float, float] | None = None
+                   ) -> tuple[Any, dict[str, Any]]:
     """``BanditData`` for ``policy`` on the logged table: logged actions, rewards, propensities, the target's
     distribution on each logged context, and the encoded contexts for the reward model."""
     from rlops.evaluation.data_check import _chosen_actions, _contexts
@@ -132,12 +137,16 @@ def _logged_bandit(policy: Any, table: Any, seed: int) -> tuple[Any, dict[str, A
         rows = table["probabilities"].to_pylist()
         if all(len(r) == len(names) for r in rows):
             pi_b = np.asarray(rows, dtype=np.float64)
-    data = BanditData(action=action, reward=reward, propensity=propensity, pi_e=result.probabilities,
-                      x=batch.x, pi_b=pi_b)
+    try:
+        data = BanditData(action=action, reward=reward, propensity=propensity, pi_e=result.probabilities,
+                          x=batch.x, pi_b=pi_b, reward_bounds=reward_bounds)
+    except ValidationError as e:
+        raise ValidationError(f"events.{e.field}", e.rule) from e
     return data, {"rows": int(action.size), "actions": names}
 
 
-def _ope(policy: Any, table: Any, seed: int, progress: Callable[[str], None]) -> dict[str, Any]:
+def _ope(policy: Any, table: Any, seed: int, progress: Callable[[str], None],
+         reward_bounds: tuple[float, float] | None = None) -> dict[str, Any]:
     from rlops.evaluation.ope import (
         IPS,
         SNIPS,
@@ -153,7 +162,7 @@ def _ope(policy: Any, table: Any, seed: int, progress: Callable[[str], None]) ->
     )
     from rlops.evaluation.stress import mean_interval
 
-    data, info = _logged_bandit(policy, table, seed)
+    data, info = _logged_bandit(policy, table, seed, reward_bounds)
     progress("fitting the reward model (5-fold cross-fitting)")
     data = cross_fit(data, CrossFitted(seed=seed))
     estimates: dict[str, Any] = {}
@@ -161,13 +170,14 @@ def _ope(policy: Any, table: Any, seed: int, progress: Callable[[str], None]) ->
         progress(f"estimating with {estimator.name}")
         e = estimator.estimate(data)
         estimates[e.estimator] = _estimate_dict(e)
-    lower: dict[str, Any] | None = None
-    try:
-        bound = DoublyRobust().estimate(data, IntervalSpec(method=IntervalMethod.EMPIRICAL_BERNSTEIN, seed=seed))
-        lower = {"estimator": "dr", "method": bound.interval.method.value, "level": bound.interval.level,
+    lower: dict[str, Any]
+    if reward_bounds is None:
+        lower = {"estimator": "ips", "method": "empirical_bernstein", "skipped": "no reward bounds declared"}
+    else:
+        progress("high-confidence lower bound (empirical Bernstein)")
+        bound = IPS().estimate(data, IntervalSpec(method=IntervalMethod.EMPIRICAL_BERNSTEIN, seed=seed))
+        lower = {"estimator": "ips", "method": bound.interval.method.value, "level": bound.interval.level,
                  "low": bound.interval.low}
-    except ValidationError as e:  # needs reward bounds the data may not give
-        lower = {"estimator": "dr", "method": "empirical_bernstein", "skipped": str(e)}
     logged = mean_interval(data.reward)
     return {"rows": info["rows"], "actions": info["actions"],
             "logging": {"value": logged.estimate, "interval": {"low": logged.low, "high": logged.high}},
@@ -195,6 +205,22 @@ def _stress(options: ValidateOptions, progress_bar: bool) -> dict[str, Any]:
                         candidate_label=str(options.policy),
                         baseline_label=str(options.baseline) if options.baseline else "scenario baseline")
     return report.to_dict(episodes=False)
+
+
+def _spec_bounds(options: ValidateOptions) -> tuple[float, float] | None:
+    """The deployment's reward-spec bounds, when the events are a home folder and the spec sets both."""
+    if options.events is None or not (options.events / "meta.db").exists():
+        return None
+    from rlops.engine import Engine
+    from rlops.home import Home
+
+    with Engine(Home.resolve(options.events)) as engine:
+        names = engine.store.names()
+        name = options.deployment or (names[0] if len(names) == 1 else None)
+        bounds = engine.reward_spec(name).bounds if name else None
+    if bounds is None or bounds.min is None or bounds.max is None:
+        return None
+    return float(bounds.min), float(bounds.max)
 
 
 def validate(options: ValidateOptions, progress: Callable[[str], None] | None = None,
@@ -233,7 +259,7 @@ def validate(options: ValidateOptions, progress: Callable[[str], None] | None = 
 
         get_scenario(options.scenario)  # an unknown name fails now, not after the OPE
     if table is not None:
-        results["ope"] = _ope(policy, table, options.seed, say)
+        results["ope"] = _ope(policy, table, options.seed, say, options.reward_bounds or _spec_bounds(options))
     if options.scenario is not None:
         say(f"running the stress suite on {getattr(options.scenario, 'id', options.scenario)}")
         results["stress"] = _stress(options, progress_bar)
