@@ -1,4 +1,4 @@
-"""Monitoring: metrics (Prometheus), and later drift detectors and alerts."""
+"""Monitoring: metrics (Prometheus) and drift detection (`rlops.monitoring.drift`); alerts come next."""
 
 from rlops.monitoring.metrics import ServiceMetrics
 
