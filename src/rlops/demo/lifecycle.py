@@ -320,6 +320,15 @@ def run(home: Path, config: LifecycleConfig | None = None, say: Say | None = Non
         result.decisions_over_http += n
         g = _guardrail(per_arm)
         result.guardrails.append(("1. normal weather", g.decision.value, g.reason))
+        with Registry(Home(home)) as registry:
+            if g.decision.value == "promote":
+                registry.transition(MODEL, version.version, Stage.PRODUCTION, actor="rlops demo",
+                                    reason="guardrail: not worse than the thermostat")
+                result.stages.append((f"v{version.version}", "production", "guardrail: not worse than the thermostat"))
+            elif g.decision.value == "rollback":
+                registry.transition(MODEL, version.version, Stage.RETIRED, actor="rlops demo",
+                                    reason=f"guardrail: {g.reason}")
+                result.stages.append((f"v{version.version}", "retired", "rolled back by the guardrail"))
 
         shift_started = now_us()
         arms, per_arm, n = _phase(f"2. weather {config.shift_k:+g} K", shifted, url, config, "PPO v1",
@@ -368,6 +377,10 @@ def run(home: Path, config: LifecycleConfig | None = None, say: Say | None = Non
                           else "guardrail: no evidence of harm in the demo's sample")
                 registry.transition(MODEL, version2.version, Stage.PRODUCTION, reason=reason, actor="rlops demo")
                 result.stages.append((f"v{version2.version}", "production", reason))
+                # the registry retires whatever was in production before, in the same transaction
+                retired = [t for t in registry.history(MODEL, version.version) if t.to_stage is Stage.RETIRED]
+                if retired:
+                    result.stages.append((f"v{version.version}", "retired", retired[-1].reason))
     result.seconds = time.perf_counter() - started
     return result
 
