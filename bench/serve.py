@@ -27,9 +27,9 @@ Run::
     .venv/bin/python bench/serve.py --only rlops,fastapi,floor,uvloop --rounds 2 --seconds 5 --no-docs
     .venv/bin/python bench/serve.py --report .bench-serve/results.json   # redo the tables from a saved run
 
-``--only uvloop`` adds the one-process servers on uvloop + httptools (what ``uvicorn[standard]`` would give). The
-``rlops-nodelay`` family is ``rlops serve --workers 2`` with the TCP_NODELAY fix this benchmark proposes
-(``bench/serve_peers/rlops_nodelay.py``).
+``--only uvloop`` adds the one-process servers on uvloop + httptools explicitly. (``rlops serve`` itself now
+depends on ``uvicorn[standard]``, so it picks uvloop and httptools up by default, and sets TCP_NODELAY on the
+socket its workers share: the fix this benchmark's first run proposed.)
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ ACTIONS = [f"a{i}" for i in range(8)]
 TORCH_PIN = "torch==2.13.0"  # the CPU build; the index's newer torch builds drag in gigabytes of CUDA wheels
 RAY_MAX_ONGOING = 64
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-FAMILIES = ("rlops", "rlops-nodelay", "fastapi", "ray", "floor")
+FAMILIES = ("rlops", "fastapi", "ray", "floor")
 OPTIONAL_FAMILIES = ("uvloop",)
 
 console = Console()
@@ -180,11 +180,6 @@ def server_kinds(home: Path, model: Path, scratch: Path) -> list[ServerKind]:
             f"/v1/deployments/{DEPLOYMENT}/decide",
             lambda port, _, w=workers: [py, "-m", "rlops", "serve", "--home", str(home), "--port", str(port),
                                         "--workers", str(w)]))
-    kinds.append(ServerKind(
-        "rlops serve, 2 workers, TCP_NODELAY (proposed fix)", "rlops-nodelay", 2,
-        f"/v1/deployments/{DEPLOYMENT}/decide",
-        lambda port, _: [py, str(PEERS / "rlops_nodelay.py"), "--home", str(home), "--port", str(port),
-                         "--workers", "2"]))
     for workers in (1, 2):
         kinds.append(ServerKind(
             f"FastAPI + SB3, {workers} worker{'s' * (workers > 1)}", "fastapi", workers, "/decide",

@@ -410,10 +410,10 @@ def _fine_tune(model: Any, spec: Any, config: LifecycleConfig) -> Any:
 
 def write_summary(result: LifecycleResult, path: Path) -> Path:
     """A self-contained HTML page of the lifecycle: KPIs per phase and arm, gates, guardrails, drift, stages."""
-    import os
     from html import escape
 
     from rlops.evaluation.svg import COLORS, bar_chart
+    from rlops.files import write_atomic
 
     def table(header: list[str], rows: list[list[str]]) -> str:
         head = "".join(f"<th>{escape(h)}</th>" for h in header)
@@ -447,8 +447,5 @@ def write_summary(result: LifecycleResult, path: Path) -> Path:
     html = (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>rlops demo: HVAC lifecycle</title>"
             f"<style>{css}</style></head><body><h1>rlops demo: the HVAC lifecycle</h1><p>{result.decisions_over_http:,}"
             f" decisions served over HTTP by {escape(result.url)} in {result.seconds:.0f} s.</p>{body}</body></html>")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(html)
-    os.replace(tmp, path)
+    write_atomic(path, html)
     return path

@@ -16,10 +16,8 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -31,6 +29,7 @@ from rlops.edge.continuous import ActorNoise, Gaussian, SquashedGaussian
 from rlops.edge.discrete import Categorical, EpsilonGreedy, Greedy, Softmax, Thompson
 from rlops.edge.layout import RawLayout
 from rlops.errors import ConfigError, NotFoundError
+from rlops.files import sha256_file
 from rlops.schema import BoxActions, DiscreteActions, Schema
 
 FORMAT = "rlops.edge"
@@ -122,29 +121,6 @@ def manifest_path(model_path: str | os.PathLike[str]) -> Path:
     """The manifest next to an ONNX file: ``model.onnx`` -> ``model.manifest.json``."""
     path = Path(model_path)
     return path.with_name(path.stem + MANIFEST_SUFFIX)
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file and a rename, so a crash leaves the old file or the new."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def read_manifest(path: str | os.PathLike[str]) -> tuple[EdgeManifest, Path]:

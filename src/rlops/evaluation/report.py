@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections.abc import Mapping
 from html import escape
 from pathlib import Path
 from typing import Any
 
 from rlops.evaluation.svg import COLORS, IntervalRow, bar_chart, histogram, interval_chart
+from rlops.files import write_atomic
 
 _BADGE = {"pass": "#2f855a", "warn": "#b7791f", "fail": "#c53030", "skip": "#718096"}
 
@@ -180,13 +180,9 @@ def _clean(value: Any) -> Any:
 
 def write_report(results: Mapping[str, Any], out: Path) -> tuple[Path, Path]:
     """Write ``report.json`` and ``report.html`` into ``out`` (each atomically: a crash leaves no half file)."""
-    out.mkdir(parents=True, exist_ok=True)
     written = []
     for name, text in (("report.json", json.dumps(_clean(results), indent=2, default=_json_default)),
                        ("report.html", render_html(results))):
-        path = out / name
-        tmp = out / f".{name}.tmp"
-        tmp.write_text(text)
-        os.replace(tmp, path)
-        written.append(path)
+        write_atomic(out / name, text)
+        written.append(out / name)
     return written[0], written[1]

@@ -34,14 +34,13 @@ from rlops.edge.manifest import (
     Preprocessing,
     RuleSpec,
     manifest_path,
-    sha256_file,
-    write_atomic,
 )
 from rlops.errors import ValidationError
 from rlops.export.fitted import prepend_fitted
 from rlops.export.linear import affine_head, mean_head, moments_head, ucb_head
 from rlops.export.preprocess import attach_preprocessing
 from rlops.export.sb3 import sb3_head
+from rlops.files import sha256_file, write_atomic
 from rlops.policies import (
     BasePolicy,
     EpsilonGreedy,

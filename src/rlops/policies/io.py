@@ -24,6 +24,7 @@ from typing import Any
 
 from rlops import __version__
 from rlops.errors import ConfigError, NotFoundError
+from rlops.files import sha256_file as _sha256
 from rlops.policies.base import BasePolicy
 from rlops.policies.preprocessed import unwrap, with_preprocessing
 from rlops.policies.preprocessing import Preprocessor
@@ -49,14 +50,6 @@ def register(cls: type[BasePolicy]) -> type[BasePolicy]:
 def kinds() -> dict[str, type[BasePolicy]]:
     """Every registered policy kind (importing :mod:`rlops.policies` registers the built-in ones)."""
     return dict(_KINDS)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def content_hash(folder: str | Path) -> str:

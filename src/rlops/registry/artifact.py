@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import json
 import os
 from pathlib import Path
 from typing import Any
 
 from rlops.errors import ConfigError, NotFoundError, StorageError
+from rlops.files import sha256_file
 from rlops.policies.io import content_hash
 from rlops.registry.signing import SigningKey, key_id, verify_signature
 
@@ -34,14 +34,6 @@ POLICY = "policy"
 REPORT = "report.json"
 REGISTRATION = "registration.json"
 SIGNATURE = "registration.sig"
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _walk(folder: Path) -> list[Path]:
