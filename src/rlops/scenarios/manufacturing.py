@@ -30,8 +30,10 @@ machine, ``0`` and above run it at full rate); the last three request preventive
 around zero does not stall the line or keep it in maintenance.
 
 **Observation** (float32, clipped to the bounds of the observation space): per machine its wear ``w_i / eta``, 1.0
-while under repair, its remaining downtime (repair or maintenance) / 10 h; then each buffer / ``buffer_capacity``,
-finished goods / 50 and backlog / 50.
+while under repair, its remaining downtime ``d`` (repair or maintenance) as ``d / (d + 10 h)``; then each buffer /
+``buffer_capacity``, finished goods ``F`` as ``F / (F + 50)`` and backlog ``L`` as ``L / (L + 50)``. The
+``x / (x + scale)`` form reads like ``x / scale`` for ordinary values and stays below 1 for the rare huge backlog
+after a long breakdown, so a learned policy is never asked about inputs far outside what it trained on.
 
 **KPIs**: ``throughput`` (units shipped), ``cost`` ($: maintenance, repairs, downtime, holding, backlog) and
 ``downtime`` (machine-hours down). **Constraint**: ``backlog_exceeded`` when the backlog is above
@@ -66,10 +68,19 @@ STOCK_SCALE = 50.0
 #: A maintenance request is an action entry above this.
 MAINTAIN_THRESHOLD = 0.5
 DOWNTIME_SCALE = 10.0
-#: Upper bounds of the observation entries (values above are clipped): wear 5 eta, repair flag, 100 h down; buffer
-#: fill; finished goods and backlog 500 units. Every entry is >= 0.
-MACHINE_HIGH = (5.0, 1.0, 10.0)
-STOCK_HIGH = 10.0
+#: Upper bounds of the observation entries (every entry is >= 0; wear is clipped at 5 eta; the others are < 1).
+MACHINE_HIGH = (5.0, 1.0, 1.0)
+STOCK_HIGH = 1.0
+
+
+def squash(x: float | np.ndarray, scale: float) -> Any:
+    """``x / (x + scale)`` for ``x >= 0``: about ``x / scale`` for small ``x``, below 1 however large ``x`` grows."""
+    return x / (x + scale)
+
+
+def unsquash(y: float | np.ndarray, scale: float) -> Any:
+    """The inverse of :func:`squash`."""
+    return scale * y / (1.0 - y)
 
 
 @dataclass(frozen=True)
@@ -182,9 +193,9 @@ class ManufacturingLineEnv(gym.Env[np.ndarray, np.ndarray]):
     def _observation(self) -> np.ndarray:
         p = self.params
         per_machine = np.stack([self._wear / p.weibull_scale, self._repairing.astype(float),
-                                self._down / DOWNTIME_SCALE], axis=1).reshape(-1)
+                                squash(self._down, DOWNTIME_SCALE)], axis=1).reshape(-1)
         obs = np.concatenate([per_machine, self._buffers / p.buffer_capacity,
-                              [self._finished / STOCK_SCALE, self._backlog / STOCK_SCALE]])
+                              [squash(self._finished, STOCK_SCALE), squash(self._backlog, STOCK_SCALE)]])
         return np.clip(obs, 0.0, self._obs_high).astype(np.float32)
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
@@ -300,7 +311,7 @@ class ScheduledBaseStock:
         p, n = self.params, self.params.machines
         obs = np.asarray(observation, dtype=np.float64)
         buffers = obs[3 * n: 3 * n + n - 1] * p.buffer_capacity
-        finished, backlog = obs[3 * n + n - 1] * STOCK_SCALE, obs[3 * n + n] * STOCK_SCALE
+        finished, backlog = unsquash(obs[3 * n + n - 1], STOCK_SCALE), unsquash(obs[3 * n + n], STOCK_SCALE)
         levels = np.append(buffers, finished - backlog)
         rates = np.clip((self.base_stock - levels) / p.capacities(), 0.0, 1.0)
         maintain = np.array([(self.hour - off) % self.pm_interval == 0 for off in self.offsets])
