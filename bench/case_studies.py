@@ -2,11 +2,12 @@
 
 For each scenario a policy is trained once (seed 0) within a fixed step budget that fits a 2-CPU machine in under
 ten minutes: Stable-Baselines3 with the scenario's recipe (``rlops.training.RECIPES``), or LinUCB learning online
-for the recommendation bandit. Policy and baseline then play the same held-out seeds (10000, 10001, ...); a seed
-fixes every exogenous draw (weather, failures, demand, returns, meals, users), so the two face the same luck and
-each KPI's difference is paired by seed. The table gives, per KPI, the mean difference policy - baseline with a
-95% Student-t interval over seeds, the relative change (difference / baseline mean) and the improvement industry
-case studies claim for that kind of system, next to a verdict read off the interval.
+for the recommendation bandit. Policy and baseline then play the same held-out seeds (20000, 20001, ...; the recipes
+were chosen looking at other seeds); a seed fixes every exogenous draw (weather, failures, demand, returns, meals,
+users), so the two face the same luck and each KPI's difference is paired by seed. The table gives, per KPI, the
+mean difference policy - baseline with a 95% Student-t interval over seeds, the relative change (difference /
+baseline mean) and the improvement industry case studies claim for that kind of system, next to a verdict read off
+the interval.
 
 Run::
 
@@ -40,7 +41,7 @@ from rlops.scenarios import SCENARIOS, Better, Controller, EpisodeResult, Scenar
 from rlops.training import RECIPES, TrainConfig, train
 
 SECTION = "## Case studies (bench/case_studies.py)"
-EVAL_SEED0 = 10_000
+EVAL_SEED0 = 20_000  # recipes were chosen looking at seeds 1000-1029 and 10000-10049; these are fresh
 #: Relative improvements industry case studies claim, by scenario and KPI (sign: the direction claimed).
 CLAIMS: dict[str, dict[str, float]] = {
     "hvac": {"energy_kwh": -0.30, "energy_cost": -0.25},
