@@ -100,3 +100,8 @@ def test_validation_errors_survive_pickling() -> None:
     again = pickle.loads(pickle.dumps(ValidationError("context.age", "above the maximum 90")))
     assert (again.field, again.rule, str(again)) == ("context.age", "above the maximum 90",
                                                      "context.age: above the maximum 90")
+
+
+def test_a_run_where_every_gate_was_skipped_is_not_a_pass() -> None:
+    results = evaluate_all([gate(metric="absent", op="<", value=1.0)], RESULTS)
+    assert overall(results) is Status.WARN

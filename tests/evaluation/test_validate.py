@@ -136,3 +136,17 @@ def test_reward_bounds_refuse_rewards_outside_and_give_a_lower_bound(logged: tup
     with pytest.raises(ValidationError) as info:  # clicks of 0 are outside [0.5, 1]: refused, nothing estimated
         validate(ValidateOptions(policy=candidate, events=home, measure=False, reward_bounds=(0.5, 1.0)))
     assert info.value.field == "events.reward"
+
+
+def test_rows_without_a_reward_are_left_out_and_counted(logged: tuple[Path, Path, float], tmp_path: Path) -> None:
+    home, candidate, truth = logged
+    with Engine(home) as engine:
+        table = engine.interactions("news", include_pending=True).interactions
+    rewards = table["reward"].to_pylist()
+    holes = pa.array([None if i % 10 == 0 else r for i, r in enumerate(rewards)], type=pa.float64())
+    pq.write_table(table.set_column(table.schema.get_field_index("reward"), "reward", holes), tmp_path / "h.parquet")
+    run = validate(ValidateOptions(policy=candidate, events=tmp_path / "h.parquet", measure=False), progress_bar=False)
+    assert run.results["ope_rows_without_reward"] == N // 10
+    assert run.results["ope"]["rows"] == N - N // 10
+    dr = run.results["ope"]["estimates"]["dr"]["interval"]
+    assert dr["low"] <= truth <= dr["high"]

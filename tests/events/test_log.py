@@ -172,7 +172,8 @@ def test_incremental_index_reads_only_what_is_new_and_matches_a_full_read(tmp_pa
     bytes_read: list[int] = []
     real = log_module.read_segment
     monkeypatch.setattr(log_module, "read_segment",
-                        lambda path, offset=0: (lambda d: bytes_read.append(len(d or b"")) or d)(real(path, offset)))
+                        lambda path, offset=0, **kw: (lambda d: bytes_read.append(len(d or b"")) or d)(
+                            real(path, offset, **kw)))
     assert a.update_decision_index(index, cursor) == 2
     # Writer a's segment is read from where the last update stopped: its first frame is not read again.
     assert sum(bytes_read) < sum(p.stat().st_size for p in segments(tmp_path / "ev"))
@@ -186,6 +187,23 @@ def test_incremental_index_reads_only_what_is_new_and_matches_a_full_read(tmp_pa
     assert len(index) == 4
     a.close()
     b.close()
+
+
+def test_a_cursor_off_a_frame_boundary_rescans_instead_of_stalling(tmp_path: Path) -> None:
+    """A writer that cut its file back after a failed write and rewrote it leaves readers' cursors mid-frame: the
+    next update must notice and scan the segment again, not stop there for good."""
+    writer, reader = EventLog(tmp_path / "ev"), EventLog(tmp_path / "ev")
+    index: dict[str, tuple[str, int]] = {}
+    cursor = IndexCursor()
+    writer.append([discrete(1)])
+    reader.update_decision_index(index, cursor)
+    (stem, offset), = cursor.offsets.items()
+    cursor.offsets[stem] = offset - 7  # as if the bytes before the cursor had been rewritten with other frames
+    writer.append([discrete(2)])
+    assert reader.update_decision_index(index, cursor) == 1 and "d-00002" in index
+    assert cursor.offsets[stem] > offset  # back on a boundary, past the new frame
+    writer.close()
+    reader.close()
 
 
 def test_several_instances_share_a_folder(tmp_path: Path) -> None:

@@ -108,3 +108,11 @@ def test_served_and_trained_preprocessing_give_identical_matrices(tmp_path: Path
     served = np.vstack(seen)
     assert np.array_equal(served, trained[:50])  # bit for bit, the rows training saw
 
+
+
+def test_a_preprocessor_for_other_columns_is_refused() -> None:
+    x = SCHEMA.encode(WORLD.sample_contexts(200, np.random.default_rng(0)))
+    names = list(SCHEMA.column_names)
+    swapped = [names[1], names[0], *names[2:]]  # same width, another column order
+    with pytest.raises(ValidationError, match="another column order"):
+        with_preprocessing(LinUCB(SCHEMA), Preprocessor.fit(x, swapped))

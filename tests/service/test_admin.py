@@ -62,6 +62,9 @@ def test_bad_specs_name_the_field_and_change_nothing(client: httpx.Client, home:
         (_spec(path=str(outside)), "policy.path"),
         (_spec(path="relative/folder"), "policy.path"),
         (_spec(path=str(home / "deployments" / "missing")), "policy.path"),
+        (_spec(path=str(home / "a\u0000b")), "policy.path"),
+        (_spec(path=str(home / ("a" * 5000))), "policy.path"),
+        (_spec(kind="linucb", params={"alpha": -1.0}), "policy.params"),
     ]
     for body, field in cases:
         r = client.put("/v1/admin/deployments/news", json=body, headers=AUTH)

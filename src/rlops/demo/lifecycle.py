@@ -378,8 +378,9 @@ def run(home: Path, config: LifecycleConfig | None = None, say: Say | None = Non
                 registry.transition(MODEL, version2.version, Stage.PRODUCTION, reason=reason, actor="rlops demo")
                 result.stages.append((f"v{version2.version}", "production", reason))
                 # the registry retires whatever was in production before, in the same transaction
-                retired = [t for t in registry.history(MODEL, version.version) if t.to_stage is Stage.RETIRED]
-                if retired:
+                retired = [t for t in registry.history(MODEL, version.version)
+                           if t.to_stage is Stage.RETIRED and t.reason.startswith("replaced by")]
+                if retired:  # only if v1 was in production (a phase-1 rollback retired it already)
                     result.stages.append((f"v{version.version}", "retired", retired[-1].reason))
     result.seconds = time.perf_counter() - started
     return result

@@ -190,6 +190,7 @@ class Engine:
         self._index: dict[str, tuple[str, int]] | None = None
         self._cursor = IndexCursor()
         self._index_updated_at = 0.0
+        self._index_update_started = 0.0
         self._index_read_wall_ms = 0  # ids made (by their embedded time) after this may be missing from the index
         self._refresh_lock = threading.Lock()
         self._keys: set[tuple[str, str]] | None = None
@@ -373,8 +374,10 @@ class Engine:
         - at once, if its embedded time is after that update (another worker's decision of a moment ago);
         - at most once a second, if it is an older well-formed id (decisions ingested from an edge device's log
           were made earlier than they were stored);
-        - never, if it is not an rlops id at all or claims a time in the future, so junk ids cannot make the
-          engine read the log.
+        - never, if it is not an rlops id at all or claims a time in the future.
+
+        A made-up id carrying the current time does cause a read; requests waiting at the same time share one, and
+        a read costs only what was written since the last.
         """
         index = self._decision_index()
         found = index.get(decision_id)
@@ -383,11 +386,15 @@ class Engine:
         if id_time_ms(decision_id) > time.time_ns() // 1_000_000 + CLOCK_SKEW_US // 1000:
             return None  # claims to be from the future: junk, not worth a read
         fresh = _made_after(decision_id, self._index_read_wall_ms)
-        if not fresh and time.monotonic() - self._index_updated_at < RECHECK_S:
+        arrived = time.monotonic()
+        if not fresh and arrived - self._index_updated_at < RECHECK_S:
             return None
         with self._refresh_lock:  # one reader at a time; decide never waits on it
             found = index.get(decision_id)  # a concurrent update may have brought it in meanwhile
-            if found is None:
+            # An update that began after this request arrived has read everything stored before it: a flood of
+            # unknown ids waiting here shares one read instead of making one each.
+            if found is None and self._index_update_started < arrived:
+                self._index_update_started = time.monotonic()
                 started_wall_ms = time.time_ns() // 1_000_000
                 self.log.update_decision_index(index, self._cursor)
                 self._index_read_wall_ms = started_wall_ms - 1000

@@ -234,5 +234,7 @@ def evaluate_all(gates: GatesFile | list[Gate], results: Mapping[str, Any]) -> l
 
 
 def overall(results: list[GateResult]) -> Status:
-    """FAIL if any gate fails, else WARN if any warns, else PASS (skipped gates do not count)."""
-    return worst([r.status for r in results if r.status is not Status.SKIP])
+    """FAIL if any gate fails, else WARN if any warns, else PASS (skipped gates do not count); WARN when every
+    gate was skipped, since then nothing was judged at all."""
+    judged: list[Status] = [r.status for r in results if r.status is not Status.SKIP]
+    return worst(judged) if judged else Status.WARN

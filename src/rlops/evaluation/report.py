@@ -77,9 +77,11 @@ def _ope(results: Mapping[str, Any]) -> str:
         return "<p class='muted'>No off-policy evaluation (no logged data given).</p>"
     logging = ope.get("logging", {})
     estimates = ope.get("estimates", {})
-    rows = [IntervalRow(name, e["value"], e["interval"]["low"],
-                        e["interval"]["high"] if math.isfinite(e["interval"]["high"] or math.inf) else e["value"])
-            for name, e in estimates.items()]
+    def high(e: Mapping[str, Any]) -> float:
+        h = e["interval"]["high"]
+        return float(h) if h is not None and math.isfinite(h) else float(e["value"])
+
+    rows = [IntervalRow(name, e["value"], e["interval"]["low"], high(e)) for name, e in estimates.items()]
     if logging:
         rows.append(IntervalRow("logging policy (on-policy)", logging["value"], logging["interval"]["low"],
                                 logging["interval"]["high"], COLORS["reference"]))
@@ -111,7 +113,7 @@ def _stress(results: Mapping[str, Any]) -> str:
                       _num(v["baseline"]["mean_return"]["estimate"]), f"{_num(d['estimate'])} [{_num(d['low'])}, "
                       f"{_num(d['high'])}]", _num(v["candidate"]["cvar"]), _num(v["baseline"]["cvar"]),
                       _num(v["candidate"]["violation_rate"]), _num(v["baseline"]["violation_rate"])])
-    chart = interval_chart(f"Mean episode return per variation ({escape(str(stress.get('scenario')))})", rows,
+    chart = interval_chart(f"Mean episode return per variation ({stress.get('scenario')})", rows,
                            unit="return")
     return chart + _table(["variation", "candidate", "baseline", "difference [95% CI]", "CVaR10 cand.",
                            "CVaR10 base.", "violations cand.", "violations base."], table,

@@ -259,6 +259,16 @@ def validate(options: ValidateOptions, progress: Callable[[str], None] | None = 
 
         get_scenario(options.scenario)  # an unknown name fails now, not after the OPE
     if table is not None:
+        import pyarrow.compute as pc
+
+        if "reward" not in table.column_names:
+            raise ValidationError("events.reward", "no reward column: off-policy evaluation needs rewards")
+        rewarded = table.filter(pc.is_valid(table["reward"]))  # rows still waiting for their reward cannot count
+        if rewarded.num_rows == 0:
+            raise ValidationError("events.reward", "no logged decision has a reward yet")
+        without = table.num_rows - rewarded.num_rows
+        table = rewarded
+        results["ope_rows_without_reward"] = without
         results["ope"] = _ope(policy, table, options.seed, say, options.reward_bounds or _spec_bounds(options))
     if options.scenario is not None:
         say(f"running the stress suite on {getattr(options.scenario, 'id', options.scenario)}")

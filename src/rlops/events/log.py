@@ -467,9 +467,17 @@ class EventLog:
             for stem in snapshot.stems():
                 if stem in segments and not snapshot.committed(stem):
                     start = cursor.offsets.get(stem, 0)
-                    data = read_segment(self._layout.segment(stem), start)
+                    data = read_segment(self._layout.segment(stem), start, until_zeros=True)
                     if data is not None:
                         scan = scan_segment(data, resume=start > 0)
+                        if start > 0 and scan.good_end == 0 and data[:1] not in (b"", b"\0"):
+                            # Bytes at the cursor that do not start a good frame: a frame being written right now,
+                            # or the writer cut the file back after a failed write and rewrote from an earlier
+                            # point, so the cursor is no longer on a frame boundary. Scan from the start again
+                            # (already-indexed ids are kept; setdefault never overwrites).
+                            data = read_segment(self._layout.segment(stem), 0, until_zeros=True)
+                            start = 0
+                            scan = scan_segment(data) if data is not None else scan
                         for row in decode_rows(scan.payloads):
                             if row[0] == TAG_DECISION:
                                 index.setdefault(row[1], (row[3], row[2]))

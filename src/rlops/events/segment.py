@@ -154,13 +154,28 @@ def _write_all(fd: int, frames: list[bytes], offset: int) -> None:
             buffers[0] = memoryview(buffers[0])[n:]
 
 
-def read_segment(path: Path, offset: int = 0) -> bytes | None:
-    """The file from ``offset`` to its end, or None if it is gone (compacted since it was listed)."""
+#: Chunk size of :func:`read_segment` with ``until_zeros``.
+READ_CHUNK = 256 * 1024
+
+
+def read_segment(path: Path, offset: int = 0, *, until_zeros: bool = False) -> bytes | None:
+    """The file from ``offset`` to its end, or None if it is gone (compacted since it was listed).
+
+    With ``until_zeros``, stop after the first chunk that ends in zero bytes: an active segment is preallocated
+    with zeros up to several MiB past its data, and an incremental reader wants only the data. (A chunk that
+    happens to end inside a frame's zero bytes ends the read early; the scan then stops at the last whole frame and
+    the next read resumes there.)
+    """
     try:
-        if offset == 0:
-            return path.read_bytes()
         with path.open("rb") as f:
             f.seek(offset)
-            return f.read()
+            if not until_zeros:
+                return f.read()
+            chunks = []
+            while chunk := f.read(READ_CHUNK):
+                chunks.append(chunk)
+                if chunk[-1] == 0:
+                    break
+            return b"".join(chunks)
     except FileNotFoundError:
         return None

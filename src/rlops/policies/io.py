@@ -155,7 +155,7 @@ def load_policy(folder: str | Path) -> BasePolicy:
     if "preprocessing" not in manifest:
         return policy
     preprocessor = Preprocessor.from_dict(manifest["preprocessing"], source=f"{folder / MANIFEST}: preprocessing")
-    if preprocessor.width != schema.width:
-        raise ConfigError(f"{folder / MANIFEST}: preprocessing has {preprocessor.width} columns, the schema "
-                          f"{schema.width}")
+    if [c.name for c in preprocessor.columns] != list(schema.column_names):
+        raise ConfigError(f"{folder / MANIFEST}: preprocessing was fitted for other columns than the schema's "
+                          "(another schema, or another column order)")
     return with_preprocessing(policy, preprocessor)

@@ -24,9 +24,11 @@ class Preprocessed(BasePolicy):
 
     def __init__(self, inner: BasePolicy, preprocessor: Preprocessor) -> None:
         super().__init__(inner.schema)
-        if preprocessor.width != inner.schema.width:
-            raise ValidationError("preprocessing", f"{preprocessor.width} columns for a schema of width "
-                                                   f"{inner.schema.width}")
+        names = [c.name for c in preprocessor.columns]
+        if names != list(inner.schema.column_names):
+            raise ValidationError("preprocessing", f"fitted for columns {names[:4]}... but the schema's are "
+                                                   f"{list(inner.schema.column_names)[:4]}... (another schema, or "
+                                                   "another column order)")
         self.inner, self.preprocessor = inner, preprocessor
 
     @property

@@ -105,9 +105,16 @@ def _spec_from_request(name: str, body: dict[str, Any], home: Path) -> Deploymen
             where, rule = named.group(1), named.group(2)
         raise ValidationError(where or "body", rule) from e
     if spec.policy.path is not None:
+        rule = f"must be an absolute path inside the server's home folder {home}"
+        if "\0" in spec.policy.path or len(spec.policy.path) > 4096:
+            raise ValidationError("policy.path", rule)
         folder = Path(spec.policy.path)
-        if not folder.is_absolute() or not folder.resolve().is_relative_to(home.resolve()):
-            raise ValidationError("policy.path", f"must be an absolute path inside the server's home folder {home}")
+        try:
+            inside = folder.is_absolute() and folder.resolve().is_relative_to(home.resolve())
+        except (OSError, ValueError) as e:  # a name too long for the filesystem, a loop of links
+            raise ValidationError("policy.path", f"{rule} ({type(e).__name__})") from e
+        if not inside:
+            raise ValidationError("policy.path", rule)
     return spec
 
 
@@ -223,8 +230,8 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         spec = _spec_from_request(deployment, body, settings.home)
         try:
             result = engine.apply(spec)
-        except (ConfigError, NotFoundError) as e:  # files the request named: the client's error, not the server's
-            raise ValidationError("policy.path", str(e)) from e
+        except (ConfigError, NotFoundError) as e:  # from the request's spec: the client's error, not the server's
+            raise ValidationError("policy.path" if spec.policy.path is not None else "policy.params", str(e)) from e
         return ApplyResponse(name=result.name, revision=result.revision, created=result.created,
                              policy_version=result.policy_version)
 
