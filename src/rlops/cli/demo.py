@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Annotated
 
@@ -113,7 +114,7 @@ def _lifecycle(home: Path, fast: bool, seed: int) -> None:
     from rlops.demo.lifecycle import LifecycleConfig, run, write_summary
 
     config = LifecycleConfig.fast() if fast else LifecycleConfig()
-    config = LifecycleConfig(**{**config.__dict__, "seed": seed})
+    config = dataclasses.replace(config, seed=seed)
     console.rule("the HVAC lifecycle")
     with console.status("starting") as status:
 

@@ -189,8 +189,7 @@ class Engine:
         self._lock = threading.RLock()
         self._index: dict[str, tuple[str, int]] | None = None
         self._cursor = IndexCursor()
-        self._index_updated_at = 0.0
-        self._index_update_started = 0.0
+        self._index_update_started = 0.0  # monotonic time the last incremental index update began
         self._index_read_wall_ms = 0  # ids made (by their embedded time) after this may be missing from the index
         self._refresh_lock = threading.Lock()
         self._keys: set[tuple[str, str]] | None = None
@@ -387,7 +386,7 @@ class Engine:
             return None  # claims to be from the future: junk, not worth a read
         fresh = _made_after(decision_id, self._index_read_wall_ms)
         arrived = time.monotonic()
-        if not fresh and arrived - self._index_updated_at < RECHECK_S:
+        if not fresh and arrived - self._index_update_started < RECHECK_S:
             return None
         with self._refresh_lock:  # one reader at a time; decide never waits on it
             found = index.get(decision_id)  # a concurrent update may have brought it in meanwhile
@@ -398,7 +397,6 @@ class Engine:
                 started_wall_ms = time.time_ns() // 1_000_000
                 self.log.update_decision_index(index, self._cursor)
                 self._index_read_wall_ms = started_wall_ms - 1000
-                self._index_updated_at = time.monotonic()
                 found = index.get(decision_id)
         return found
 

@@ -165,7 +165,7 @@ def load_interactions(source: Path, deployment: str | None = None) -> pa.Table:
             raise StorageError(f"cannot read the event log of {source}: {e}") from e
 
 
-def _contexts(table: pa.Table, schema: Schema) -> list[dict[str, Any]]:
+def logged_contexts(table: pa.Table, schema: Schema) -> list[dict[str, Any]]:
     """Each row's raw context as a dict (struct column, JSON text, or one column per feature)."""
     names = table.column_names
     if "context" in names:
@@ -245,7 +245,7 @@ def _numbers(table: pa.Table, name: str) -> np.ndarray | None:
     return np.asarray(pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
 
 
-def _chosen_actions(table: pa.Table, schema: Schema) -> tuple[list[str | None], int]:
+def chosen_actions(table: pa.Table, schema: Schema) -> tuple[list[str | None], int]:
     """The chosen action of each row by name, and how many are not actions of the schema or of the row's list."""
     names = schema.action_names()
     if "action" in table.column_names:
@@ -278,13 +278,13 @@ def profile(table: pa.Table, schema: Schema, progress: Callable[[int], None] | N
     """
     advance = progress or (lambda _: None)
     rows = table.num_rows
-    features = _feature_profiles(_contexts(table, schema), schema, advance)
+    features = _feature_profiles(logged_contexts(table, schema), schema, advance)
     propensity = _numbers(table, "propensity")
     if propensity is None:
         raise ValidationError("propensity", "no propensity column: the logging policy's probabilities are needed "
                                             "for off-policy evaluation")
     finite = propensity[np.isfinite(propensity)]
-    chosen, unknown_action = _chosen_actions(table, schema)
+    chosen, unknown_action = chosen_actions(table, schema)
     props = PropensityProfile(
         missing=int((~np.isfinite(propensity)).sum()),
         non_positive=int((finite <= 0).sum()),

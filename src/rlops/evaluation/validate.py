@@ -111,23 +111,22 @@ def _logged_bandit(policy: Any, table: Any, seed: int, reward_bounds: tuple[floa
                    ) -> tuple[Any, dict[str, Any]]:
     """``BanditData`` for ``policy`` on the logged table: logged actions, rewards, propensities, the target's
     distribution on each logged context, and the encoded contexts for the reward model."""
-    from rlops.evaluation.data_check import _chosen_actions, _contexts
+    from rlops.evaluation.data_check import chosen_actions, logged_contexts
     from rlops.evaluation.ope import BanditData
+    from rlops.evaluation.ope.adapters import target_probabilities
     from rlops.policies import PolicyInput
 
     schema = policy.schema
     names = _action_names(policy)
-    chosen, unknown = _chosen_actions(table, schema)
+    chosen, unknown = chosen_actions(table, schema)
     if unknown:
         raise ValidationError("events.action", f"{unknown} logged actions are not among the actions offered")
-    contexts = _contexts(table, schema)
+    contexts = logged_contexts(table, schema)
     try:
         batch = PolicyInput.from_contexts(schema, contexts)
     except ValidationError as e:
         raise ValidationError(f"events.{e.field}", e.rule) from e
-    result = policy.act(batch, np.random.default_rng(seed))
-    if not isinstance(result.probabilities, np.ndarray):
-        raise ValidationError("policy", "the policy does not report action probabilities; OPE needs them")
+    pi_e = target_probabilities(policy, batch, seed)  # chunked; refuses policies with no distribution
     index = {name: i for i, name in enumerate(names)}
     action = np.array([index[a] for a in chosen if a is not None], dtype=np.int64)
     reward = np.asarray(table["reward"].to_numpy(zero_copy_only=False), dtype=np.float64)
@@ -138,7 +137,7 @@ def _logged_bandit(policy: Any, table: Any, seed: int, reward_bounds: tuple[floa
         if all(len(r) == len(names) for r in rows):
             pi_b = np.asarray(rows, dtype=np.float64)
     try:
-        data = BanditData(action=action, reward=reward, propensity=propensity, pi_e=result.probabilities,
+        data = BanditData(action=action, reward=reward, propensity=propensity, pi_e=pi_e,
                           x=batch.x, pi_b=pi_b, reward_bounds=reward_bounds)
     except ValidationError as e:
         raise ValidationError(f"events.{e.field}", e.rule) from e
