@@ -36,6 +36,7 @@ from rlops.errors import (
     ValidationError,
 )
 from rlops.monitoring import ServiceMetrics
+from rlops.service.dashboard import install_dashboard
 from rlops.service.limits import BodySizeLimit
 from rlops.service.observability import RequestContext, configure_logging
 from rlops.service.schemas import (
@@ -234,6 +235,8 @@ def create_app(settings: ServiceSettings) -> FastAPI:
             raise ValidationError("policy.path" if spec.policy.path is not None else "policy.params", str(e)) from e
         return ApplyResponse(name=result.name, revision=result.revision, created=result.created,
                              policy_version=result.policy_version)
+
+    install_dashboard(app)
 
     @app.get("/metrics", response_class=Response)
     def prometheus() -> Response:
