@@ -66,7 +66,7 @@ def test_apply_from_yaml_file_with_relative_paths(tmp_path: Path) -> None:
     [
         ({"name": "Bad Name"}, "name"),
         ({"policy": {"kind": "nope"}}, "unknown kind 'nope'"),
-        ({"policy": {"kind": "linucb", "path": "/x"}}, "exactly one of policy.kind or policy.path"),
+        ({"policy": {"kind": "linucb", "path": "/x"}}, "exactly one of policy.kind, policy.path or policy.version"),
         ({"reward": {**REWARD, "expression": "__import__('os')"}}, "reward"),
         ({"surprise": 1}, "surprise"),
     ],

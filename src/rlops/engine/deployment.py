@@ -12,6 +12,12 @@ Example ``deployment.yaml``::
     window: 1h                       # optional: overrides the reward spec's attribution window
     learning: {online: true}         # update online learners from joined interactions
     seed: 0
+    # Rollout (all optional): units are split by a hash of unit_id and the salt, so a unit always sees one arm.
+    canary: {policy: {version: demo-model@4}, fraction: 0.1}     # a registered version meets 10% of units
+    shadows: [{name: challenger, policy: {version: demo-model@5}}]  # decides on every context, never answers
+    holdout: {policy: {kind: uniform}, fraction: 0.05}          # 5% of units always get the baseline
+    guardrail: {min_samples: 200, max_samples: 20000}            # how the canary is judged (rollout.guardrails)
+    auto_promote: true                                           # promote a canary the guardrail finds not worse
 
 Applying a file is idempotent: the same content makes no new revision; a change makes revision N+1.
 """
@@ -20,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -29,24 +36,64 @@ from rlops.configfile import parse_model, read_document
 from rlops.errors import ConfigError
 from rlops.policies import content_hash, kinds
 from rlops.rewards import RewardSpec, parse_duration
+from rlops.rollout.guardrails import GuardrailConfig
 from rlops.schema import Schema
 
 
 class PolicySource(BaseModel):
-    """Where a deployment's policy comes from: a saved folder (``path``) or a fresh one of a ``kind``."""
+    """Where a policy comes from: a registered ``version`` (``NAME@N``, verified when loaded), a saved folder
+    (``path``), or a fresh one of a ``kind``."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     kind: str | None = None
     params: dict[str, Any] = Field(default_factory=dict)
     path: str | None = None
+    version: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9_.-]{0,62}@[0-9]{1,9}$")
 
     @model_validator(mode="after")
     def _one_source(self) -> PolicySource:
-        if (self.kind is None) == (self.path is None):
-            raise ValueError("give exactly one of policy.kind or policy.path")
-        if self.path is not None and self.params:
+        if sum(x is not None for x in (self.kind, self.path, self.version)) != 1:
+            raise ValueError("give exactly one of policy.kind, policy.path or policy.version")
+        if self.kind is None and self.params:
             raise ValueError("policy.params only go with policy.kind (a saved folder has its own)")
         return self
+
+    def describe(self) -> str:
+        """A short human name: the registered version, the folder, or the kind."""
+        return str(self.version or self.path or self.kind)
+
+
+class Role(StrEnum):
+    """What an arm of a deployment does with the units it gets."""
+
+    PRODUCTION = "production"  # every unit not taken by the holdout or the canary
+    CANARY = "canary"  # a sticky fraction of units, compared with production by the guardrail
+    SHADOW = "shadow"  # decides on every context, logged with mode=shadow, never answered
+    HOLDOUT = "holdout"  # a sticky fraction of units always served by the baseline, to measure lift
+
+
+class CanarySpec(BaseModel):
+    """A new policy on a sticky ``fraction`` of units (0 < fraction < 1)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    policy: PolicySource
+    fraction: float = Field(gt=0.0, lt=1.0)
+
+
+class ShadowSpec(BaseModel):
+    """A policy that decides on every context next to production; its decisions are logged, never answered."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")
+    policy: PolicySource
+
+
+class HoldoutSpec(BaseModel):
+    """The baseline policy, always serving a small sticky ``fraction`` of units (0 < fraction <= 0.5)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    policy: PolicySource
+    fraction: float = Field(gt=0.0, le=0.5)
 
 
 class LearningConfig(BaseModel):
@@ -66,12 +113,40 @@ class DeploymentSpec(BaseModel):
     window: str | float | None = None
     learning: LearningConfig = Field(default_factory=LearningConfig)
     seed: int = 0
+    canary: CanarySpec | None = None
+    shadows: tuple[ShadowSpec, ...] = Field(default=(), max_length=8)
+    holdout: HoldoutSpec | None = None
+    salt: str | None = Field(default=None, max_length=64)
+    guardrail: GuardrailConfig = Field(default_factory=GuardrailConfig)
+    auto_promote: bool = True
+    auto_rollback: bool = True
 
     @model_validator(mode="after")
     def _known_kind(self) -> DeploymentSpec:
-        if self.policy.kind is not None and self.policy.kind not in kinds():
-            raise ValueError(f"policy.kind: unknown kind {self.policy.kind!r} (known: {sorted(kinds())})")
+        for field, source in self.policy_sources():
+            if source.kind is not None and source.kind not in kinds():
+                raise ValueError(f"{field}.kind: unknown kind {source.kind!r} (known: {sorted(kinds())})")
+        names = [s.name for s in self.shadows]
+        if len(set(names)) != len(names):
+            raise ValueError(f"shadows: names must be unique, got {names}")
+        if self.canary is not None and self.holdout is not None and self.canary.fraction + self.holdout.fraction >= 1:
+            raise ValueError("canary.fraction: canary and holdout together must leave production some units")
         return self
+
+    def policy_sources(self) -> list[tuple[str, PolicySource]]:
+        """Every policy the deployment uses, with the field that names it (``policy``, ``canary.policy``...)."""
+        sources = [("policy", self.policy)]
+        if self.canary is not None:
+            sources.append(("canary.policy", self.canary.policy))
+        if self.holdout is not None:
+            sources.append(("holdout.policy", self.holdout.policy))
+        sources.extend((f"shadows[{i}].policy", s.policy) for i, s in enumerate(self.shadows))
+        return sources
+
+    @property
+    def split_salt(self) -> str:
+        """The salt of the sticky split (default: the deployment's name)."""
+        return self.name if self.salt is None else self.salt
 
     @field_validator("window", mode="before")
     @classmethod
@@ -93,6 +168,20 @@ class DeploymentSpec(BaseModel):
         data = self.model_dump(mode="json", by_alias=True)
         if self.policy.path is not None:
             data["policy"] = {"content": content_hash(self.policy.path)}
+        for role, spec in (("canary", self.canary), ("holdout", self.holdout)):
+            if spec is not None and spec.policy.path is not None:
+                data[role]["policy"] = {"content": content_hash(spec.policy.path)}
+        for i, shadow in enumerate(self.shadows):
+            if shadow.policy.path is not None:
+                data["shadows"][i]["policy"] = {"content": content_hash(shadow.policy.path)}
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+    def source_hash(self, source: PolicySource) -> str:
+        """Hash of one policy as this deployment builds it: its source (a folder by content) and the schema."""
+        data: dict[str, Any] = source.model_dump(mode="json")
+        if source.path is not None:
+            data = {"content": content_hash(source.path)}
+        data["schema"] = self.schema_.to_dict()
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
     @classmethod
@@ -108,9 +197,18 @@ class DeploymentSpec(BaseModel):
             data["schema"] = Schema.load(base / data["schema"]).to_dict()
         if isinstance(data.get("reward"), str):
             data["reward"] = RewardSpec.load(base / data["reward"]).to_dict()
-        policy = data.get("policy")
-        if isinstance(policy, dict) and isinstance(policy.get("path"), str):
-            data["policy"] = {**policy, "path": str((base / policy["path"]).resolve())}
+        def resolve(policy: Any) -> Any:
+            if isinstance(policy, dict) and isinstance(policy.get("path"), str):
+                return {**policy, "path": str((base / policy["path"]).resolve())}
+            return policy
+
+        data["policy"] = resolve(data.get("policy"))
+        for role in ("canary", "holdout"):
+            if isinstance(data.get(role), dict):
+                data[role] = {**data[role], "policy": resolve(data[role].get("policy"))}
+        if isinstance(data.get("shadows"), list):
+            data["shadows"] = [{**s, "policy": resolve(s.get("policy"))} if isinstance(s, dict) else s
+                               for s in data["shadows"]]
         return cls.from_dict(data, source=str(path))
 
     @classmethod

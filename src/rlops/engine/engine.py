@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
+import os
 import shutil
 import threading
 import time
@@ -28,9 +30,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from rlops.engine.deployment import DeploymentSpec
+from rlops.engine.deployment import DeploymentSpec, PolicySource, Role
 from rlops.engine.store import DeploymentStore, Revision
-from rlops.errors import ConflictError, NotFoundError, ValidationError
+from rlops.errors import ConfigError, ConflictError, NotFoundError, StorageError, ValidationError
 from rlops.events import EventLog
 from rlops.events.ids import id_time_ms, looks_like_id, new_id
 from rlops.events.join import CLOCK_SKEW_US, JoinResult, join, orphan_outcomes
@@ -38,7 +40,11 @@ from rlops.events.log import IndexCursor
 from rlops.events.records import DecisionRecord, Mode, OutcomeRecord
 from rlops.home import Home
 from rlops.policies import BasePolicy, LearningBatch, PolicyInput, kinds, load_policy, save_policy
+from rlops.registry import ModelRef, Registry
 from rlops.rewards import RewardSpec
+from rlops.rollout.split import Slot, Split
+
+log = logging.getLogger("rlops.engine")
 
 MAX_ID_LENGTH = 256
 MAX_OUTCOME_FIELDS = 100
@@ -89,17 +95,61 @@ class ApplyResult:
     policy_version: str
 
 
-class _Runtime:
-    """A loaded deployment: its revision, policy and random stream. Decisions hold ``lock`` while acting."""
+@dataclass(frozen=True)
+class ArmInfo:
+    """One arm of a deployment as it serves now.
 
-    def __init__(self, revision: Revision, spec: DeploymentSpec, policy: BasePolicy, stream: int | None) -> None:
-        self.revision, self.spec, self.policy = revision, spec, policy
-        self.rng = np.random.default_rng([spec.seed, revision.revision, *(() if stream is None else (stream,))])
-        self.window_us = int(spec.window_seconds * 1e6)
+    Attributes:
+        role: production, canary, shadow or holdout.
+        name: ``production``, ``canary``, ``holdout``, or the shadow's name.
+        policy_version: the version its decisions are attributed to.
+        fraction: its share of units (shadows: 0, they answer nobody); production gets what the others leave.
+        source: where its policy comes from (a registered version, a folder, or a kind).
+    """
+
+    role: Role
+    name: str
+    policy_version: str
+    fraction: float
+    source: str
+
+
+class _Arm:
+    """A loaded arm: its policy and random stream. Decisions hold ``lock`` while its policy acts."""
+
+    def __init__(self, info: ArmInfo, policy: BasePolicy, rng: np.random.Generator) -> None:
+        self.info, self.policy, self.rng = info, policy, rng
         self.lock = threading.Lock()  # held while the policy acts or updates
         self.learn_lock = threading.Lock()  # one learn() at a time, so nothing is learned twice
         self.learned: set[str] = set()
+
+
+class _Runtime:
+    """A loaded deployment revision: its arms (production first) and the sticky split between them."""
+
+    def __init__(self, revision: Revision, spec: DeploymentSpec, arms: list[_Arm]) -> None:
+        self.revision, self.spec, self.arms = revision, spec, arms
+        self.production = arms[0]
+        self.by_slot = {Slot.PRODUCTION: arms[0]}
+        for arm in arms:
+            if arm.info.role is Role.CANARY:
+                self.by_slot[Slot.CANARY] = arm
+            elif arm.info.role is Role.HOLDOUT:
+                self.by_slot[Slot.HOLDOUT] = arm
+        self.shadows = [arm for arm in arms if arm.info.role is Role.SHADOW]
+        self.split = Split(spec.split_salt, holdout=0.0 if spec.holdout is None else spec.holdout.fraction,
+                           canary=0.0 if spec.canary is None else spec.canary.fraction)
+        self.window_us = int(spec.window_seconds * 1e6)
         self.checked_at = time.monotonic()  # when the store was last asked for a newer revision
+
+    @property
+    def policy(self) -> BasePolicy:
+        """The production arm's policy."""
+        return self.production.policy
+
+    def arm(self, version: str) -> _Arm | None:
+        return next((a for a in self.arms if a.info.policy_version == version and a.info.role is not Role.SHADOW),
+                    None)
 
 
 def _made_after(decision_id: str, wall_ms: int) -> bool:
@@ -198,35 +248,85 @@ class Engine:
 
     # ---- deployments ------------------------------------------------------------------------------------------
 
-    def _policy_folder(self, name: str, spec_hash: str) -> Path:
-        return self.home.deployments / name / "policies" / spec_hash[:16]
+    def _policy_folder(self, name: str, source_hash: str) -> Path:
+        return self.home.deployments / name / "policies" / source_hash[:16]
+
+    def _materialize(self, spec: DeploymentSpec, field: str, source: PolicySource) -> dict[str, Any]:
+        """Make one policy of a deployment loadable: verify a registered version, copy a folder, build a kind.
+
+        Returns where it loads from: ``{"registry": "MODEL@N"}`` (verified again at every load) or ``{"folder"}``.
+        """
+        source_hash = spec.source_hash(source)
+        if source.version is not None:
+            ref = ModelRef.parse(source.version, f"{field}.version", require_version=True)
+            with Registry(self.home) as registry:
+                try:
+                    policy = registry.load(ref.name, ref.version)  # verifies the signature and every file's hash
+                except (NotFoundError, ConfigError) as e:
+                    raise ValidationError(f"{field}.version", str(e)) from e
+            if policy.schema != spec.schema_:
+                raise ConflictError(f"{field}.version: {source.version}'s schema differs from the deployment's schema")
+            return {"registry": source.version, "source_hash": source_hash}
+        folder = self._policy_folder(spec.name, source_hash)
+        if not (folder / "manifest.json").exists():
+            if source.path is not None:
+                loaded = load_policy(source.path)  # verifies the folder before it is copied
+                if loaded.schema != spec.schema_:
+                    raise ConflictError(f"{field}.path: the saved policy's schema differs from the deployment's "
+                                        f"schema ({source.path})")
+                tmp = folder.with_name(folder.name + f".{os.getpid()}.{threading.get_ident()}.tmp")
+                shutil.rmtree(tmp, ignore_errors=True)
+                shutil.copytree(source.path, tmp, symlinks=True)
+                try:
+                    tmp.replace(folder)
+                except OSError:  # a concurrent apply of the same content got there first
+                    shutil.rmtree(tmp, ignore_errors=True)
+                    if not (folder / "manifest.json").exists():
+                        raise
+            else:
+                policy_cls = kinds()[str(source.kind)]
+                try:
+                    policy = policy_cls(spec.schema_, **source.params)  # type: ignore[call-arg]
+                except TypeError as e:
+                    raise ValidationError(f"{field}.params", f"not accepted by '{source.kind}': {e}") from e
+                save_policy(policy, folder)
+        return {"folder": str(folder), "source_hash": source_hash}
 
     def apply(self, spec: DeploymentSpec | str | Path) -> ApplyResult:
-        """Create or update a deployment. Idempotent: unchanged content makes no new revision."""
+        """Create or update a deployment. Idempotent: unchanged content makes no new revision.
+
+        Every policy the spec names is made loadable first (registered versions verified, folders copied into
+        the home folder, kinds built), so a spec that cannot serve is refused before it becomes a revision.
+        """
         if not isinstance(spec, DeploymentSpec):
             spec = DeploymentSpec.load(spec)
-        spec_hash = spec.content_hash()
-        folder = self._policy_folder(spec.name, spec_hash)
-        if not (folder / "manifest.json").exists():
-            if spec.policy.path is not None:
-                source = load_policy(spec.policy.path)  # verifies the folder before it is copied
-                if source.schema != spec.schema_:
-                    raise ConflictError(f"policy.path: the saved policy's schema differs from the deployment's "
-                                        f"schema ({spec.policy.path})")
-                tmp = folder.with_name(folder.name + ".tmp")
-                shutil.rmtree(tmp, ignore_errors=True)
-                shutil.copytree(spec.policy.path, tmp)
-                tmp.replace(folder)
-            else:
-                policy_cls = kinds()[str(spec.policy.kind)]
-                try:
-                    policy = policy_cls(spec.schema_, **spec.policy.params)  # type: ignore[call-arg]
-                except TypeError as e:
-                    raise ValidationError("policy.params", f"not accepted by '{spec.policy.kind}': {e}") from e
-                save_policy(policy, folder)
-        stored = spec.model_dump(mode="json", by_alias=True)
-        stored["policy_folder"] = str(folder)
-        revision, created = self.store.add(spec.name, spec_hash, stored)
+        resolved = spec
+        arms: list[tuple[Role, str, float, PolicySource, dict[str, Any]]] = []
+        roles = [(Role.PRODUCTION, "production", "policy", spec.policy, 1.0)]
+        if spec.canary is not None:
+            roles.append((Role.CANARY, "canary", "canary.policy", spec.canary.policy, spec.canary.fraction))
+        if spec.holdout is not None:
+            roles.append((Role.HOLDOUT, "holdout", "holdout.policy", spec.holdout.policy, spec.holdout.fraction))
+        roles.extend((Role.SHADOW, s.name, f"shadows[{i}].policy", s.policy, 0.0) for i, s in enumerate(spec.shadows))
+        for role, name, field, source, fraction in roles:
+            arms.append((role, name, fraction, source, self._materialize(resolved, field, source)))
+        served = 1.0 - sum(f for role, _, f, _, _ in arms if role in (Role.CANARY, Role.HOLDOUT))
+
+        def stored(number: int, previous: Revision | None) -> dict[str, Any]:
+            # A policy keeps its version across revisions (adding a canary does not rename production, rolling
+            # back brings the old name back), so its decisions stay comparable; a new policy is named after the
+            # revision it came in with.
+            known = {} if previous is None else {a.get("source_hash"): a["version"]
+                                                 for r in self.store.history(spec.name) for a in r.arms}
+            out = spec.model_dump(mode="json", by_alias=True)
+            out["arms"] = [{"role": role.value, "name": name, "fraction": served if role is Role.PRODUCTION else f,
+                            "version": source.version or known.get(where["source_hash"]) or f"{spec.name}@r{number}",
+                            **where}
+                           for role, name, f, source, where in arms]
+            out["policy_folder"] = arms[0][4].get("folder")
+            return out
+
+        revision, created = self.store.add(spec.name, spec.content_hash(), stored)
         with self._lock:
             if created:
                 self._runtimes.pop(spec.name, None)  # next decision loads the new revision
@@ -234,6 +334,35 @@ class Engine:
 
     def deployments(self) -> list[Revision]:
         return [self.store.latest(name) for name in self.store.names()]
+
+    def _load(self, revision: Revision) -> _Runtime:
+        """Load every arm of a revision; a registered version is verified (signature, every file) each time."""
+        spec = revision.deployment_spec()
+        arms = []
+        stream = () if self.stream is None else (self.stream,)
+        for i, stored in enumerate(revision.arms):
+            if "registry" in stored:
+                ref = ModelRef.parse(stored["registry"], "version", require_version=True)
+                with Registry(self.home) as registry:
+                    policy = registry.load(ref.name, ref.version)
+            else:
+                policy = load_policy(stored["folder"])
+            # Production keeps the stream it always had; other arms get their own.
+            rng = np.random.default_rng([spec.seed, revision.revision, *stream, *((1000 + i,) if i else ())])
+            info = ArmInfo(Role(stored["role"]), stored["name"], stored["version"], float(stored["fraction"]),
+                           self._describe(spec, stored["role"], stored["name"]))
+            arms.append(_Arm(info, policy, rng))
+        return _Runtime(revision, spec, arms)
+
+    @staticmethod
+    def _describe(spec: DeploymentSpec, role: str, name: str) -> str:
+        if role == Role.CANARY and spec.canary is not None:
+            return spec.canary.policy.describe()
+        if role == Role.HOLDOUT and spec.holdout is not None:
+            return spec.holdout.policy.describe()
+        if role == Role.SHADOW:
+            return next(s.policy.describe() for s in spec.shadows if s.name == name)
+        return spec.policy.describe()
 
     def _runtime(self, name: str) -> _Runtime:
         if not isinstance(name, str):
@@ -249,11 +378,28 @@ class Engine:
             # Another process (e.g. `rlops deploy apply`) may have made a newer revision: look, at most once a second.
             revision = self.store.latest(name)
             if runtime is None or revision.revision != runtime.revision.revision:
-                runtime = _Runtime(revision, revision.deployment_spec(), load_policy(revision.spec["policy_folder"]),
-                                   self.stream)
+                try:
+                    loaded = self._load(revision)
+                except (ConfigError, NotFoundError, StorageError) as e:
+                    if runtime is None:
+                        raise
+                    # A newer revision that does not load (a tampered artefact, a missing folder) must not stop
+                    # the server: it keeps serving what it has, and says so.
+                    log.error("deployment %s revision %d did not load, still serving revision %d: %s", name,
+                              revision.revision, runtime.revision.revision, e)
+                    loaded = runtime
+                runtime = loaded
                 self._runtimes[name] = runtime
             runtime.checked_at = now
         return runtime
+
+    def arms(self, name: str) -> list[ArmInfo]:
+        """The arms serving deployment ``name`` now: production first, then canary, holdout and shadows."""
+        return [arm.info for arm in self._runtime(name).arms]
+
+    def serving_revision(self, name: str) -> int:
+        """The revision this process serves (the newest, unless the newest did not load)."""
+        return self._runtime(name).revision.revision
 
     def spec(self, name: str) -> DeploymentSpec:
         return self._runtime(name).spec
@@ -293,45 +439,75 @@ class Engine:
                           for i, a in enumerate(actions)]
         elif schema.actions.type == "candidates":
             raise ValidationError("actions", "this deployment needs a candidate list with every request")
-        started = time.perf_counter_ns()
-        batch = PolicyInput(x=schema.encode(valid), contexts=valid,
-                            candidates=None if candidates is None else [schema.encode_candidates(c)
-                                                                        for c in candidates])
-        with runtime.lock:
-            result = runtime.policy.act(batch, runtime.rng)
-        latency_us = (time.perf_counter_ns() - started) // 1000 // len(valid)
+        x = schema.encode(valid)
+        encoded = None if candidates is None else [schema.encode_candidates(c) for c in candidates]
         ts = now_us()
-        version = runtime.revision.policy_version
-        records, decisions = [], []
-        chosen = result.action.tolist()  # one conversion per batch, not one numpy scalar per field
-        propensities = result.propensity.tolist()
-        fixed_names = schema.action_names() if candidates is None else None
-        for i, context in enumerate(valid):
-            names = fixed_names if candidates is None else schema.action_names(candidates[i])
-            probs = result.row_probabilities(i)
-            index = -1 if schema.is_continuous else chosen[i]
-            action: str | list[float] = chosen[i] if index == -1 else names[index]  # type: ignore[index]
-            prob_list = None if probs is None else probs.tolist()
-            decision_id = new_id()
-            records.append(DecisionRecord(
-                decision_id=decision_id, ts=ts, deployment=deployment, policy_version=version, mode=Mode.SERVED,
-                unit_id=units[i], context=context, actions=names or [], action=action, action_index=index,
-                propensity=propensities[i], probabilities=prob_list,
-                candidate_features=None if candidates is None else [c["features"] for c in candidates[i]],
-                latency_us=latency_us))
-            decisions.append(Decision(decision_id, deployment, version, action, index, propensities[i],
-                                      None if prob_list is None else dict(zip(names or [], prob_list, strict=True)),
-                                      latency_us))
+        rows = np.arange(len(valid))
+        slots = runtime.split.slots(units)
+        served: dict[int, tuple[Decision, DecisionRecord]] = {}
+        for slot, arm in runtime.by_slot.items():
+            picked = rows if runtime.split.trivial else np.flatnonzero(slots == slot)
+            if len(picked):
+                for i, pair in zip(picked.tolist(), self._act(deployment, arm, Mode.SERVED, picked, x, valid,
+                                                              candidates, encoded, units, ts), strict=True):
+                    served[i] = pair
+        records = [served[i][1] for i in range(len(valid))]
+        for arm in runtime.shadows:  # never answered; a shadow that fails must not fail the request
+            try:
+                records.extend(r for _, r in self._act(deployment, arm, Mode.SHADOW, rows, x, valid, candidates,
+                                                       encoded, units, ts))
+            except Exception:
+                log.exception("shadow %s of %s failed to decide", arm.info.name, deployment)
         self.log.append(records)
         index_map = self._decision_index()
         keep_context = bool(runtime.spec.reward.context)
-        for record in records:
+        for i in range(len(valid)):
+            record = served[i][1]
             index_map[record.decision_id] = (deployment, ts)
             if keep_context:
                 self._contexts[record.decision_id] = record.context
         while len(self._contexts) > CONTEXT_CACHE:
             self._contexts.popitem(last=False)
-        return decisions
+        return [served[i][0] for i in range(len(valid))]
+
+    @staticmethod
+    def _act(deployment: str, arm: _Arm, mode: Mode, rows: np.ndarray[Any, Any], x: np.ndarray[Any, Any],
+             valid: list[dict[str, Any]], candidates: list[list[dict[str, Any]]] | None,
+             encoded: list[Any] | None, units: list[str], ts: int) -> list[tuple[Decision, DecisionRecord]]:
+        """Let one arm decide for some rows of a batch; returns the answer and the log record of each."""
+        schema = arm.policy.schema
+        whole = len(rows) == len(valid)
+        index_list = rows.tolist()
+        contexts = valid if whole else [valid[i] for i in index_list]
+        batch = PolicyInput(x=x if whole else x[rows], contexts=contexts,
+                            candidates=None if encoded is None else [encoded[i] for i in index_list])
+        started = time.perf_counter_ns()
+        with arm.lock:
+            result = arm.policy.act(batch, arm.rng)
+        latency_us = (time.perf_counter_ns() - started) // 1000 // len(index_list)
+        version = arm.info.policy_version
+        chosen = result.action.tolist()  # one conversion per batch, not one numpy scalar per field
+        propensities = result.propensity.tolist()
+        fixed_names = schema.action_names() if candidates is None else None
+        out = []
+        for j, i in enumerate(index_list):
+            names = fixed_names if candidates is None else schema.action_names(candidates[i])
+            probs = result.row_probabilities(j)
+            index = -1 if schema.is_continuous else chosen[j]
+            action: str | list[float] = chosen[j] if index == -1 else names[index]  # type: ignore[index]
+            prob_list = None if probs is None else probs.tolist()
+            decision_id = new_id()
+            record = DecisionRecord(
+                decision_id=decision_id, ts=ts, deployment=deployment, policy_version=version, mode=mode,
+                unit_id=units[i], context=valid[i], actions=names or [], action=action, action_index=index,
+                propensity=propensities[j], probabilities=prob_list,
+                candidate_features=None if candidates is None else [c["features"] for c in candidates[i]],
+                latency_us=latency_us)
+            decision = Decision(decision_id, deployment, version, action, index, propensities[j],
+                                None if prob_list is None else dict(zip(names or [], prob_list, strict=True)),
+                                latency_us)
+            out.append((decision, record))
+        return out
 
     def decision(self, decision_id: Any) -> dict[str, Any]:
         """The logged record of one decision (context and candidate features as objects).
@@ -529,21 +705,28 @@ class Engine:
         return pa.concat_tables(tables).sort_by([("ts", "ascending")])
 
     def learn(self, deployment: str, *, include_pending: bool = False) -> int:
-        """Update an online-learning policy from joined interactions it has not seen yet; returns how many.
+        """Update online-learning policies from joined interactions they have not seen yet; returns how many.
 
-        Only decisions of the live revision count: an earlier revision may have had other actions or features.
-        Concurrent calls are safe: each interaction is learned once.
+        Each served arm (production, canary, holdout) whose policy can update learns from the decisions it made
+        itself: its policy version's interactions. A new revision starts from the saved policy again and relearns
+        its version's history. Concurrent calls are safe: each interaction is learned once.
         """
         runtime = self._runtime(deployment)
-        update = getattr(runtime.policy, "update", None)
-        if update is None or not runtime.spec.learning.online:
+        if not runtime.spec.learning.online:
             return 0
-        with runtime.learn_lock:
-            table = self.interactions(deployment, include_pending=include_pending).interactions
-            current = pc.equal(table["policy_version"], runtime.revision.policy_version)
-            table = table.filter(current)
+        learners = [arm for arm in runtime.arms
+                    if arm.info.role is not Role.SHADOW and getattr(arm.policy, "update", None) is not None]
+        if not learners:
+            return 0
+        table = self.interactions(deployment, include_pending=include_pending).interactions
+        return sum(self._learn_arm(runtime, arm, table) for arm in learners)
+
+    @staticmethod
+    def _learn_arm(runtime: _Runtime, arm: _Arm, table: pa.Table) -> int:
+        with arm.learn_lock:
+            table = table.filter(pc.equal(table["policy_version"], arm.info.policy_version))
             ids = table["decision_id"].to_pylist()
-            fresh = [i for i, d in enumerate(ids) if d not in runtime.learned]
+            fresh = [i for i, d in enumerate(ids) if d not in arm.learned]
             if not fresh:
                 return 0
             rows = table.take(pa.array(fresh))
@@ -557,17 +740,27 @@ class Engine:
             learning = LearningBatch(batch, np.asarray(rows["action_index"].to_numpy(), dtype=np.int64),
                                      np.asarray(rows["reward"].to_numpy(), dtype=np.float64),
                                      np.asarray(rows["propensity"].to_numpy(), dtype=np.float64))
-            with runtime.lock:
-                update(learning)
-            runtime.learned.update(ids[i] for i in fresh)
+            with arm.lock:
+                arm.policy.update(learning)  # type: ignore[attr-defined]
+            arm.learned.update(ids[i] for i in fresh)
             return len(fresh)
 
-    def save_learned(self, deployment: str) -> Path:
-        """Snapshot a deployment's in-memory policy (after online learning) next to its revision."""
+    def save_learned(self, deployment: str, arm: str = "production") -> Path:
+        """Snapshot an arm's in-memory policy (after online learning) next to its revision."""
         runtime = self._runtime(deployment)
-        folder = self.home.deployments / deployment / "learned" / f"r{runtime.revision.revision}"
-        with runtime.lock:
-            return save_policy(runtime.policy, folder)
+        chosen = next((a for a in runtime.arms if a.info.name == arm), None)
+        if chosen is None:
+            raise NotFoundError(f"arm: deployment {deployment!r} has no arm {arm!r} "
+                                f"(it has {[a.info.name for a in runtime.arms]})")
+        suffix = "" if chosen is runtime.production else f"-{arm}"
+        folder = self.home.deployments / deployment / "learned" / f"r{runtime.revision.revision}{suffix}"
+        with chosen.lock:
+            return save_policy(chosen.policy, folder)
+
+    def learned_count(self, deployment: str, arm: str = "production") -> int:
+        """How many interactions an arm's in-memory policy has learned since it was loaded."""
+        runtime = self._runtime(deployment)
+        return sum(len(a.learned) for a in runtime.arms if a.info.name == arm)
 
     def reward_spec(self, deployment: str) -> RewardSpec:
         return self._runtime(deployment).spec.reward

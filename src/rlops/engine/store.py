@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +25,44 @@ revisions = Table(
     Column("spec", Text, nullable=False),
     Column("created_at", Integer, nullable=False),
 )
+changes = Table(
+    "deployment_changes",
+    _metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(64), nullable=False, index=True),
+    Column("ts_us", Integer, nullable=False),
+    Column("revision", Integer, nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("version", String(200), nullable=True),
+    Column("actor", String(200), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("details", Text, nullable=False),
+)
+
+
+@dataclass(frozen=True)
+class Change:
+    """One rollout change of a deployment, with who made it and why.
+
+    Attributes:
+        name: the deployment.
+        ts_us: when, microseconds since the epoch.
+        revision: the revision the change produced (or the current one, when it produced none).
+        action: ``apply``, ``shadow``, ``unshadow``, ``canary``, ``promote``, ``rollback``, ``holdout``...
+        version: the policy version it concerned.
+        actor: who (a user, ``guardrail``, ``loop``, an alert rule).
+        reason: why, in words.
+        details: anything else worth keeping (the guardrail's verdict, the registry moves made).
+    """
+
+    name: str
+    ts_us: int
+    revision: int
+    action: str
+    version: str | None
+    actor: str
+    reason: str
+    details: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -36,12 +75,29 @@ class Revision:
 
     def deployment_spec(self) -> DeploymentSpec:
         """The revision's deployment spec (without loading its policy)."""
-        return DeploymentSpec.from_dict({k: v for k, v in self.spec.items() if k != "policy_folder"})
+        return DeploymentSpec.from_dict({k: v for k, v in self.spec.items() if k not in _RESOLVED})
+
+    @property
+    def arms(self) -> list[dict[str, Any]]:
+        """The resolved arms: ``role``, ``name``, ``version``, ``fraction``, and ``folder`` or ``registry``.
+
+        Revisions stored before arms existed have one production arm, version ``NAME@rN``.
+        """
+        stored = self.spec.get("arms")
+        if stored is None:
+            return [{"role": "production", "name": "production", "version": f"{self.name}@r{self.revision}",
+                     "fraction": 1.0, "folder": self.spec["policy_folder"], "source_hash": ""}]
+        return list(stored)
 
     @property
     def policy_version(self) -> str:
-        """The version decisions are attributed to until the registry names versions: ``NAME@rN``."""
-        return f"{self.name}@r{self.revision}"
+        """The production arm's version: a registered ``MODEL@N``, else ``NAME@rN`` (N: the revision that first
+        served this policy)."""
+        return str(self.arms[0]["version"])
+
+
+#: Keys the engine adds to a stored spec when it resolves it (not part of the deployment file).
+_RESOLVED = frozenset({"policy_folder", "arms"})
 
 
 class DeploymentStore:
@@ -68,19 +124,48 @@ class DeploymentStore:
             rows = conn.execute(select(revisions).where(revisions.c.name == name).order_by(revisions.c.revision))
             return [Revision(r.name, r.revision, r.spec_hash, json.loads(r.spec), r.created_at) for r in rows]
 
-    def add(self, name: str, spec_hash: str, spec: dict[str, Any]) -> tuple[Revision, bool]:
-        """Store a new revision unless the latest has the same hash; returns ``(revision, created)``."""
+    def add(self, name: str, spec_hash: str,
+            spec: dict[str, Any] | Callable[[int, Revision | None], dict[str, Any]]) -> tuple[Revision, bool]:
+        """Store a new revision unless the latest has the same hash; returns ``(revision, created)``.
+
+        ``spec`` may be a function of the new revision's number and the previous revision, called inside the
+        transaction (so what it derives from them cannot race with another writer).
+        """
         with self.engine.begin() as conn:
             row = conn.execute(
                 select(revisions).where(revisions.c.name == name).order_by(revisions.c.revision.desc()).limit(1)
             ).first()
-            if row is not None and row.spec_hash == spec_hash:
-                return Revision(row.name, row.revision, row.spec_hash, json.loads(row.spec), row.created_at), False
-            number = 1 if row is None else row.revision + 1
+            previous = None if row is None else Revision(row.name, row.revision, row.spec_hash, json.loads(row.spec),
+                                                         row.created_at)
+            if previous is not None and previous.spec_hash == spec_hash:
+                return previous, False
+            number = 1 if previous is None else previous.revision + 1
+            if callable(spec):
+                spec = spec(number, previous)
             now = int(time.time())
             conn.execute(revisions.insert().values(name=name, revision=number, spec_hash=spec_hash,
                                                    spec=json.dumps(spec, sort_keys=True), created_at=now))
         return Revision(name, number, spec_hash, spec, now), True
+
+    def record(self, change: Change) -> None:
+        """Add a change to the deployment's history."""
+        with self.engine.begin() as conn:
+            conn.execute(changes.insert().values(
+                name=change.name, ts_us=change.ts_us, revision=change.revision, action=change.action,
+                version=change.version, actor=change.actor, reason=change.reason,
+                details=json.dumps(change.details, sort_keys=True, default=str)))
+
+    def changes(self, name: str | None = None, limit: int | None = None) -> list[Change]:
+        """The history of rollout changes, oldest first (the newest ``limit`` when given)."""
+        query = select(changes).order_by(changes.c.id.desc())
+        if name is not None:
+            query = query.where(changes.c.name == name)
+        if limit is not None:
+            query = query.limit(limit)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        return [Change(r.name, r.ts_us, r.revision, r.action, r.version, r.actor, r.reason, json.loads(r.details))
+                for r in reversed(rows)]
 
     def close(self) -> None:
         self.engine.dispose()
