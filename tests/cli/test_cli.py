@@ -19,7 +19,9 @@ from rlops.scenarios import SyntheticBandit
 COMMANDS = [[], ["init"], ["demo"], ["serve"], ["deploy"], ["deploy", "apply"], ["deploy", "list"], ["reward"],
             ["reward", "preview"], ["events"], ["events", "stats"], ["events", "export"], ["events", "compact"],
             ["data"], ["data", "check"], ["stress"], ["budget"], ["plan"], ["validate"], ["export"],
-            ["events", "ingest"]]
+            ["events", "ingest"], ["deploy", "shadow"], ["deploy", "canary"], ["deploy", "promote"],
+            ["deploy", "rollback"], ["deploy", "holdout"], ["deploy", "arms"], ["deploy", "history"],
+            ["deploy", "check"], ["alerts"], ["alerts", "list"], ["alerts", "check"]]
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "rlops")
@@ -27,7 +29,7 @@ def test_every_command_has_help(command: list[str], capsys: pytest.CaptureFixtur
     assert main([*command, "--help"]) == 0
     out = capsys.readouterr().out
     assert "Usage:" in out and ("--home" in out or "Commands" in out or "--events" in out
-                                  or "--policy" in out or "--onnx" in out or "FILE" in out)
+                                  or "--policy" in out or "--onnx" in out or "FILE" in out or "rules" in out)
 
 
 def test_fast_demo_end_to_end_as_a_real_process(tmp_path: Path) -> None:

@@ -26,6 +26,8 @@ from rlops.cli import validate as _validate  # noqa: F401  isort: skip
 from rlops.cli import export as _export  # noqa: F401  isort: skip
 from rlops.cli import models as _models  # noqa: F401  isort: skip
 from rlops.cli import demo as _demo  # noqa: F401  isort: skip
+from rlops.cli import rollout as _rollout  # noqa: F401  isort: skip
+from rlops.cli import alerts as _alerts  # noqa: F401  isort: skip
 
 if TYPE_CHECKING:
     from rlops.service import ServiceSettings

@@ -97,8 +97,30 @@ class HoldoutSpec(BaseModel):
 
 
 class LearningConfig(BaseModel):
+    """Online learning in the running service.
+
+    Attributes:
+        online: update the served policies (those that can) from newly joined interactions.
+        interval: how often the service learns, seconds or a duration like ``"5s"`` (default 2 s).
+        snapshot_every: register the learned policy as a new registry version after this many learned
+            interactions (0, the default: never).
+    """
+
     model_config = ConfigDict(extra="forbid", frozen=True)
     online: bool = False
+    interval: str | float = 2.0
+    snapshot_every: int = Field(default=0, ge=0)
+
+    @field_validator("interval", mode="before")
+    @classmethod
+    def _interval_is_a_duration(cls, value: Any) -> Any:
+        if isinstance(value, bool) or not isinstance(value, str | int | float) or parse_duration(value) <= 0:
+            raise ValueError(f"expected a positive number of seconds or a duration like '5s', got {value!r}")
+        return value
+
+    @property
+    def interval_seconds(self) -> float:
+        return parse_duration(self.interval)
 
 
 class DeploymentSpec(BaseModel):

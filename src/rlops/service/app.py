@@ -8,12 +8,13 @@ answered with 500 without internals.
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
 import logging
 import os
 import re
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
@@ -25,6 +26,7 @@ from fastapi.responses import JSONResponse, Response
 
 from rlops import __version__
 from rlops.engine import DeploymentSpec, Engine, OutcomeStatus
+from rlops.engine.deployment import PolicySource
 from rlops.errors import (
     ConfigError,
     ConflictError,
@@ -36,11 +38,16 @@ from rlops.errors import (
     ValidationError,
 )
 from rlops.monitoring import ServiceMetrics
+from rlops.rollout.operations import Rollout
+from rlops.rollout.supervisor import Hook, Supervisor
 from rlops.service.dashboard import install_dashboard
 from rlops.service.limits import BodySizeLimit
 from rlops.service.observability import RequestContext, configure_logging
 from rlops.service.schemas import (
     ApplyResponse,
+    ArmOut,
+    ChangeOut,
+    CheckOut,
     DecideBatchRequest,
     DecideBatchResponse,
     DecideRequest,
@@ -51,6 +58,7 @@ from rlops.service.schemas import (
     OutcomeResult,
     OutcomesRequest,
     OutcomesResponse,
+    RolloutRequest,
 )
 from rlops.service.settings import ServiceSettings
 
@@ -105,18 +113,37 @@ def _spec_from_request(name: str, body: dict[str, Any], home: Path) -> Deploymen
         if not where and named:  # a whole-spec check names its field in its message: "policy.kind: unknown kind"
             where, rule = named.group(1), named.group(2)
         raise ValidationError(where or "body", rule) from e
-    if spec.policy.path is not None:
-        rule = f"must be an absolute path inside the server's home folder {home}"
-        if "\0" in spec.policy.path or len(spec.policy.path) > 4096:
-            raise ValidationError("policy.path", rule)
-        folder = Path(spec.policy.path)
-        try:
-            inside = folder.is_absolute() and folder.resolve().is_relative_to(home.resolve())
-        except (OSError, ValueError) as e:  # a name too long for the filesystem, a loop of links
-            raise ValidationError("policy.path", f"{rule} ({type(e).__name__})") from e
-        if not inside:
-            raise ValidationError("policy.path", rule)
+    for field, source in spec.policy_sources():
+        if source.path is not None:
+            _check_inside_home(source.path, home, f"{field}.path")
     return spec
+
+
+def _check_inside_home(path: str, home: Path, field: str) -> None:
+    rule = f"must be an absolute path inside the server's home folder {home}"
+    if "\0" in path or len(path) > 4096:
+        raise ValidationError(field, rule)
+    folder = Path(path)
+    try:
+        inside = folder.is_absolute() and folder.resolve().is_relative_to(home.resolve())
+    except (OSError, ValueError) as e:  # a name too long for the filesystem, a loop of links
+        raise ValidationError(field, f"{rule} ({type(e).__name__})") from e
+    if not inside:
+        raise ValidationError(field, rule)
+
+
+def _source(body: RolloutRequest, home: Path) -> PolicySource:
+    if body.policy is None:
+        raise ValidationError("policy", "required: {\"version\": \"MODEL@N\"}, {\"kind\": ...} or {\"path\": ...}")
+    try:
+        source = PolicySource.model_validate(body.policy)
+    except pydantic.ValidationError as e:
+        first = e.errors()[0]
+        where = ".".join(["policy", *(str(p) for p in first["loc"])])
+        raise ValidationError(where, str(first["msg"]).removeprefix("Value error, ")) from e
+    if source.path is not None:
+        _check_inside_home(source.path, home, "policy.path")
+    return source
 
 
 def _info(engine: Engine, name: str) -> DeploymentInfo:
@@ -127,8 +154,13 @@ def _info(engine: Engine, name: str) -> DeploymentInfo:
                           action_space=spec.schema_.actions.type, actions=spec.schema_.action_names())
 
 
-def create_app(settings: ServiceSettings) -> FastAPI:
-    """Build the app for one home folder; the engine opens at start-up and closes (flushing) at shutdown."""
+def create_app(settings: ServiceSettings, *, hooks: Sequence[Hook] = ()) -> FastAPI:
+    """Build the app for one home folder; the engine opens at start-up and closes (flushing) at shutdown.
+
+    Args:
+        settings: how to serve.
+        hooks: called with the engine after each tick of the leader process's supervisor (e.g. alert rules).
+    """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -140,9 +172,16 @@ def create_app(settings: ServiceSettings) -> FastAPI:
                 engine.spec(name)
             except RlopsError as e:  # a broken deployment is reported by /readyz and its own 503s
                 log.warning("deployment %s did not load at start-up: %s", name, e)
+        supervisor = None
+        if settings.supervise_interval > 0:
+            supervisor = Supervisor(engine, interval=settings.supervise_interval, hooks=list(hooks))
+            supervisor.start()
+        app.state.supervisor = supervisor
         try:
             yield
         finally:
+            if supervisor is not None:
+                supervisor.stop()
             app.state.engine.close()
 
     app = FastAPI(title="rlops decision service", version=__version__, lifespan=lifespan,
@@ -237,6 +276,64 @@ def create_app(settings: ServiceSettings) -> FastAPI:
                              policy_version=result.policy_version)
 
     install_dashboard(app)
+
+    admin_errors: dict[int | str, dict[str, Any]] = {**_ERRORS, 401: {"model": ErrorResponse},
+                                                      403: {"model": ErrorResponse}, 409: {"model": ErrorResponse}}
+
+    def _rollout(engine: Engine) -> Rollout:
+        return Rollout(engine, actor="admin-api")  # the security issue replaces this with the principal
+
+    @app.post("/v1/admin/deployments/{deployment}/check", response_model=CheckOut, responses=admin_errors)
+    def admin_check(deployment: str, engine: EngineDep, _: AdminDep) -> CheckOut:
+        """Judge the canary with the sequential guardrail now, and promote or roll back as it allows."""
+        check = _rollout(engine).check(deployment)
+        return CheckOut(deployment=check.deployment, canary_version=check.canary_version,
+                        production_version=check.production_version, action=check.action,
+                        verdict=None if check.result is None else check.result.to_dict())
+
+    @app.post("/v1/admin/deployments/{deployment}/{action}", response_model=ChangeOut, responses=admin_errors)
+    def admin_rollout(deployment: str, action: str, body: RolloutRequest, engine: EngineDep,
+                      _: AdminDep) -> ChangeOut:
+        """Change what a deployment serves: ``shadow``, ``canary``, ``holdout``, ``promote`` or ``rollback``.
+
+        Running servers serve the new revision within a second, without failed requests. Every change is kept
+        in the deployment's history with its reason. Needs ``Authorization: Bearer <admin token>``.
+        """
+        rollout = _rollout(engine)
+        engine.store.latest(deployment)  # 404 before anything else
+        if action == "promote":
+            change = rollout.promote(deployment, reason=body.reason)
+        elif action == "rollback":
+            change = rollout.rollback(deployment, reason=body.reason)
+        elif action == "shadow":
+            name = body.name or "shadow"
+            change = (rollout.unshadow(deployment, shadow=name, reason=body.reason) if body.remove
+                      else rollout.shadow(deployment, _source(body, settings.home), shadow=name, reason=body.reason))
+        elif action == "canary":
+            if body.fraction is None:
+                raise ValidationError("fraction", "required for a canary: its share of units, 0 < fraction < 1")
+            change = rollout.canary(deployment, _source(body, settings.home), body.fraction, reason=body.reason)
+        elif action == "holdout":
+            fraction = 0.05 if body.fraction is None else body.fraction
+            change = rollout.holdout(deployment, None if body.remove else _source(body, settings.home), fraction,
+                                     reason=body.reason)
+        else:
+            raise NotFoundError(f"action: unknown rollout action {action!r} (shadow, canary, holdout, promote, "
+                                "rollback)")
+        return ChangeOut(**dataclasses.asdict(change))
+
+    @app.get("/v1/deployments/{deployment}/arms", response_model=list[ArmOut], responses=_ERRORS)
+    def arms(deployment: str, engine: EngineDep) -> list[ArmOut]:
+        """The arms serving the deployment now: production, canary, holdout, shadows."""
+        return [ArmOut(role=a.role.value, name=a.name, policy_version=a.policy_version, fraction=a.fraction,
+                       source=a.source) for a in engine.arms(deployment)]
+
+    @app.get("/v1/deployments/{deployment}/history", response_model=list[ChangeOut], responses=_ERRORS)
+    def history(deployment: str, engine: EngineDep, limit: int = 100) -> list[ChangeOut]:
+        """Rollout changes, oldest first: what, which version, who, why."""
+        if not 1 <= limit <= 10_000:
+            raise ValidationError("limit", "must be between 1 and 10000")
+        return [ChangeOut(**dataclasses.asdict(c)) for c in _rollout(engine).history(deployment, limit)]
 
     @app.get("/metrics", response_class=Response)
     def prometheus() -> Response:

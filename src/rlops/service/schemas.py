@@ -91,6 +91,46 @@ class ApplyResponse(BaseModel):
     policy_version: str
 
 
+class ArmOut(BaseModel):
+    role: str
+    name: str
+    policy_version: str
+    fraction: float
+    source: str
+
+
+class RolloutRequest(BaseModel):
+    """A rollout change over the admin API: ``reason`` always; ``policy`` (``{"version": "MODEL@N"}``,
+    ``{"kind": ...}`` or ``{"path": ...}`` inside the home folder) for shadow, canary and holdout; ``fraction``
+    for canary and holdout; ``name`` for a shadow."""
+
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field(min_length=1, max_length=2000)
+    policy: dict[str, Any] | None = None
+    fraction: float | None = None
+    name: str | None = Field(default=None, max_length=63)
+    remove: bool = False
+
+
+class ChangeOut(BaseModel):
+    name: str
+    ts_us: int
+    revision: int
+    action: str
+    version: str | None
+    actor: str
+    reason: str
+    details: dict[str, Any]
+
+
+class CheckOut(BaseModel):
+    deployment: str
+    canary_version: str | None
+    production_version: str
+    action: str
+    verdict: dict[str, Any] | None
+
+
 class ErrorDetail(BaseModel):
     field: str | None = None
     rule: str
