@@ -198,7 +198,7 @@ def test_spec_file_with_rollout_sections_round_trips(tmp_path: Path) -> None:
         spec(canary={"policy": FOOD, "fraction": 0.6}, holdout={"policy": FOOD, "fraction": 0.45})
     with pytest.raises(ConfigError, match="unique"):
         spec(shadows=[{"name": "s", "policy": FOOD}, {"name": "s", "policy": NEWS}])
-    with pytest.raises(ConfigError, match="canary.policy.kind"):
+    with pytest.raises(ConfigError, match=r"canary\.policy\.kind"):
         spec(canary={"policy": {"kind": "nope"}, "fraction": 0.1})
 
 

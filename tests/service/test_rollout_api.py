@@ -1,0 +1,111 @@
+"""Rollout over the admin API on a real server: changes take effect at once, under load, with no failed request."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import httpx
+
+from rlops.engine import Engine
+from tests.service.conftest import ADMIN_TOKEN
+from tests.service.test_api import USER
+
+AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+FOOD = {"kind": "rule", "params": {"target": "tests.rollout.rules:always_food", "epsilon": 0.1}}
+
+
+def _arms(client: httpx.Client) -> list[tuple[str, str]]:
+    response = client.get("/v1/deployments/news/arms")
+    assert response.status_code == 200
+    return [(a["role"], a["policy_version"]) for a in response.json()]
+
+
+def test_canary_promote_rollback_over_http(client: httpx.Client, home: Path) -> None:
+    r = client.post("/v1/admin/deployments/news/canary", headers=AUTH,
+                    json={"policy": FOOD, "fraction": 0.4, "reason": "try food"})
+    assert r.status_code == 200, r.text
+    assert r.json()["action"] == "canary" and r.json()["actor"] == "admin-api"
+    deadline = time.monotonic() + 5
+    while _arms(client) != [("production", "news@r1"), ("canary", "news@r2")] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _arms(client) == [("production", "news@r1"), ("canary", "news@r2")]
+    seen: dict[str, set[str]] = {}
+    for i in range(200):
+        d = client.post("/v1/deployments/news/decide", json={"context": USER, "unit_id": f"u{i % 40}"}).json()
+        seen.setdefault(f"u{i % 40}", set()).add(d["policy_version"])
+    assert all(len(v) == 1 for v in seen.values())
+    assert {v for s in seen.values() for v in s} == {"news@r1", "news@r2"}
+    assert client.post("/v1/admin/deployments/news/promote", headers=AUTH, json={"reason": "ok"}).status_code == 200
+    assert client.post("/v1/admin/deployments/news/rollback", headers=AUTH, json={"reason": "no"}).status_code == 200
+    history = client.get("/v1/deployments/news/history").json()
+    assert [(h["action"], h["reason"]) for h in history] == [("canary", "try food"), ("promote", "ok"),
+                                                             ("rollback", "no")]
+
+
+def test_bad_rollout_requests_name_the_field_and_change_nothing(client: httpx.Client, home: Path,
+                                                                tmp_path: Path) -> None:
+    cases = [
+        ("canary", {"policy": FOOD, "reason": "x"}, 422, "fraction"),
+        ("canary", {"policy": FOOD, "fraction": 1.5, "reason": "x"}, 422, "fraction"),
+        ("canary", {"policy": {"path": str(tmp_path)}, "fraction": 0.1, "reason": "x"}, 422, "policy.path"),
+        ("canary", {"policy": {"version": "nope@3"}, "fraction": 0.1, "reason": "x"}, 422,
+         "canary.policy.version"),
+        ("canary", {"policy": {"kind": "linucb", "path": "/x"}, "fraction": 0.1, "reason": "x"}, 422, "policy"),
+        ("canary", {"fraction": 0.1, "reason": "x"}, 422, "policy"),
+        ("promote", {"reason": "nothing to promote"}, 409, None),
+        ("promote", {}, 422, "reason"),
+        ("explode", {"reason": "x"}, 404, None),
+    ]
+    for action, body, status, field in cases:
+        r = client.post(f"/v1/admin/deployments/news/{action}", headers=AUTH, json=body)
+        assert r.status_code == status, (action, body, r.text)
+        if field is not None:
+            assert r.json()["error"]["field"] == field, (body, r.json())
+    assert client.post("/v1/admin/deployments/news/canary", json={"policy": FOOD, "fraction": 0.1,
+                                                                   "reason": "no token"}).status_code == 401
+    assert client.post("/v1/admin/deployments/ghost/promote", headers=AUTH, json={"reason": "x"}).status_code == 404
+    with Engine(home) as engine:
+        assert engine.store.latest("news").revision == 1
+        assert engine.store.changes("news") == []
+
+
+def test_rollback_under_load_fails_no_request(client: httpx.Client, server: str) -> None:
+    failures: list[str] = []
+    versions: Counter[str] = Counter()
+    stop = threading.Event()
+
+    def hammer(worker: int) -> None:
+        with httpx.Client(base_url=server, timeout=10) as c:
+            i = 0
+            while not stop.is_set():
+                r = c.post("/v1/deployments/news/decide", json={"context": USER, "unit_id": f"w{worker}-{i % 50}"})
+                if r.status_code != 200:
+                    failures.append(f"{r.status_code} {r.text[:200]}")
+                else:
+                    versions[r.json()["policy_version"]] += 1
+                i += 1
+
+    threads = [threading.Thread(target=hammer, args=(w,)) for w in range(4)]
+    for t in threads:
+        t.start()
+    try:
+        for step in range(3):
+            time.sleep(0.4)
+            r = client.post("/v1/admin/deployments/news/canary", headers=AUTH,
+                            json={"policy": FOOD, "fraction": 0.5, "reason": f"round {step}"})
+            assert r.status_code == 200, r.text
+            time.sleep(1.5)  # servers pick a new revision up within a second
+            r = client.post("/v1/admin/deployments/news/rollback", headers=AUTH, json={"reason": "under load"})
+            assert r.status_code == 200, r.text
+        time.sleep(1.5)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert failures == []
+    assert versions["news@r1"] > 100 and versions["news@r2"] > 20  # the canary did serve, then left
+    r = client.post("/v1/deployments/news/decide", json={"context": USER, "unit_id": "after"})
+    assert r.json()["policy_version"] == "news@r1"
