@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test test-fast lint bench clean
+.PHONY: setup demo test test-fast lint browser bench clean
 
 setup: $(STAMP)
 
@@ -25,7 +25,12 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
 
-test: lint
+# The dashboard's browser test drives Debian's chromium through Playwright (no browser download): install it
+# when it is missing (as root; CI runs as root).
+browser:
+	command -v chromium >/dev/null || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium)
+
+test: lint browser
 	$(BIN)/python -m pytest -q
 
 test-fast: $(STAMP)
