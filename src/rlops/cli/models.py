@@ -16,6 +16,7 @@ from rlops.registry.stages import Stage
 
 if TYPE_CHECKING:
     from rlops.home import Home
+    from rlops.monitoring.drift import ReferenceProfile
     from rlops.registry import Lineage, ModelVersion, Registry
 
 models_app = typer.Typer(help="The model registry: versions with lineage, signed artefacts, stages.",
@@ -69,6 +70,35 @@ def _lineage(name: str, parent: str | None, scenario: str | None, reward_spec: s
     return Lineage(events=events, reward_spec=reward_spec, scenario=scenario, parent=ref)
 
 
+def _reference(value: str, policy: Path, home: Home) -> ReferenceProfile:
+    """The reference profile ``--reference`` names: a Parquet file of interactions, a saved profile, or a range of
+    this home's event log (``DEPLOYMENT[@FROM..TO]``), profiled with the policy's schema."""
+    from rlops.errors import NotFoundError, ValidationError
+    from rlops.monitoring.drift import ReferenceProfile
+    from rlops.monitoring.reference import profile_from_log, profile_parquet
+    from rlops.policies import load_policy
+    from rlops.registry import EventsRange
+
+    schema = load_policy(policy).schema
+    if value.endswith((".parquet", ".json")):
+        file = Path(value)
+        if not file.is_file():
+            raise NotFoundError(f"--reference: {file} does not exist")
+        if value.endswith(".json"):
+            return ReferenceProfile.load(file)
+        return profile_parquet(file, schema)
+    try:
+        span = EventsRange.parse(value)
+    except ValidationError as e:
+        raise ValidationError("--reference", f"{value!r} is not a .parquet or .json file nor DEPLOYMENT[@FROM..TO] "
+                                             f"({e})") from e
+    with console.status(f"profiling the interactions of {escape(span.deployment)}"):
+        try:
+            return profile_from_log(home, span.deployment, schema, start_us=span.start_us, end_us=span.end_us)
+        except ValidationError as e:
+            raise ValidationError("--reference", e.rule) from e
+
+
 @models_app.command("register")
 def register(
     name: Annotated[str, typer.Argument(help="Model name (letters, digits, '.', '_', '-').")],
@@ -84,19 +114,27 @@ def register(
                                "and hashed from this home's event log unless --events-hash is given.")] = None,
     events_hash: Annotated[str | None, typer.Option("--events-hash", help="SHA-256 of the decision ids, for data "
                                                                           "kept outside this home.")] = None,
+    reference: Annotated[str | None, typer.Option(
+        "--reference", help="Reference profile of the training/validation data, signed in with it (what drift is "
+                            "measured against): an interactions .parquet file (as `rlops events export` writes), a "
+                            "reference_profile.json, or DEPLOYMENT[@FROM..TO] of this home's event log.")] = None,
     actor: ActorOption = None,
     home: HomeOption = None,
 ) -> None:
     """Register a policy folder as the next version of NAME: copied into the home, signed, as a candidate."""
     root = home_folder(home).ensure()
     lineage = _lineage(name, parent, scenario, reward_spec, events_range, events_hash, root)
+    profile = None if reference is None else _reference(reference, path, root)
     with _open(root) as registry:
-        version = registry.register(name, path, lineage=lineage, report=report, actor=actor)
+        version = registry.register(name, path, lineage=lineage, report=report, actor=actor, reference=profile)
     events = version.lineage.events
     trained = "" if events is None else f"; events {escape(str(events))}" + (
         f" ({events.decisions:,} decisions)" if events.decisions is not None else "")
     console.print(f"registered [bold]{escape(str(version.ref))}[/] as {_stage(version.stage)}: {version.kind}, content "
                   f"{version.content_hash[:12]}, signed by key {version.registration.get('key_id')}{trained}")
+    if profile is not None:
+        console.print(f"reference profile: {profile.n_rows:,} rows, {len(profile.features)} feature columns"
+                      + (", actions" if profile.actions else "") + (", rewards" if profile.rewards else ""))
 
 
 @models_app.command("list")

@@ -5,6 +5,8 @@
     HOME/registry/NAME/vN/
       policy/              a copy of the policy folder (manifest.json + state files)
       report.json          the validation report, when one was given
+      reference_profile.json  the reference profile of its training or validation data, when one was given
+                           (:class:`rlops.monitoring.drift.ReferenceProfile`; what drift is measured against)
       registration.json    what is signed: name, version, content hash, SHA-256 of every other file, lineage,
                            the signer's public key
       registration.sig     base64 Ed25519 signature of registration.json's exact bytes
@@ -32,6 +34,8 @@ FORMAT = "rlops.registration"
 FORMAT_VERSION = 1
 POLICY = "policy"
 REPORT = "report.json"
+#: The reference profile's file; the same name as :data:`rlops.monitoring.drift.profile.FILENAME`.
+REFERENCE = "reference_profile.json"
 REGISTRATION = "registration.json"
 SIGNATURE = "registration.sig"
 

@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Collection
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import Connection
 
@@ -26,7 +27,7 @@ from rlops.errors import ConfigError, ConflictError, NotFoundError, StorageError
 from rlops.home import Home
 from rlops.policies.base import BasePolicy
 from rlops.policies.io import content_hash, load_policy, read_manifest
-from rlops.registry.artifact import POLICY, REPORT, fsync_path, fsync_tree, sign_folder, verify_folder
+from rlops.registry.artifact import POLICY, REFERENCE, REPORT, fsync_path, fsync_tree, sign_folder, verify_folder
 from rlops.registry.artifact import file_hashes as _file_hashes
 from rlops.registry.diff import Change, VersionDetails, diff_versions
 from rlops.registry.lineage import Lineage
@@ -34,6 +35,9 @@ from rlops.registry.refs import ModelRef, check_name
 from rlops.registry.signing import SigningKey, load_signing_key
 from rlops.registry.stages import LIVE, Stage, allowed_targets
 from rlops.registry.store import ModelVersion, RegistryStore, Transition, now_us
+
+if TYPE_CHECKING:
+    from rlops.monitoring.drift.profile import ReferenceProfile
 
 REGISTERED = "registered"
 
@@ -98,7 +102,8 @@ class Registry:
     # ---- register -------------------------------------------------------------------------------------------
 
     def register(self, name: str, source: str | os.PathLike[str], *, lineage: Lineage | None = None,
-                 report: str | os.PathLike[str] | None = None, actor: str | None = None) -> ModelVersion:
+                 report: str | os.PathLike[str] | None = None, actor: str | None = None,
+                 reference: ReferenceProfile | None = None) -> ModelVersion:
         """Copy a policy folder into the registry as the next version of ``name``, signed, as a candidate.
 
         Args:
@@ -107,12 +112,17 @@ class Registry:
             lineage: training data, reward spec, scenario, parent (the rlops version and git commit are added).
             report: a validation ``report.json`` (``rlops validate`` writes one) to copy in and sign with it.
             actor: who registers it (default: the OS user).
+            reference: the reference profile of its training or validation data (what drift is measured
+                against), written into the version folder as ``reference_profile.json`` and signed with it; its
+                columns must be the policy schema's encoded columns. Default ``None``: no profile (drift reports
+                then need another reference).
 
         Returns:
             The new version; numbers are consecutive per name, also under concurrent registrations.
 
         Raises:
-            ValidationError: a bad name, actor or lineage field.
+            ValidationError: a bad name, actor or lineage field; a reference profile whose columns are not the
+                policy schema's.
             NotFoundError: ``source`` is not a policy folder, or the parent version does not exist.
             ConfigError: the policy does not load, or the report is not a JSON object.
             StorageError: the files cannot be written.
@@ -132,18 +142,26 @@ class Registry:
         except OSError as e:
             raise StorageError(f"{models}: cannot create: {e.strerror or e}") from e
         try:
-            self._stage_files(source, staging, report)
+            self._stage_files(source, staging, report, reference)
             return self._commit(name, staging, lineage, who, key)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
 
     @staticmethod
-    def _stage_files(source: Path, staging: Path, report: str | os.PathLike[str] | None) -> None:
+    def _stage_files(source: Path, staging: Path, report: str | os.PathLike[str] | None,
+                     reference: ReferenceProfile | None) -> None:
         try:
             shutil.copytree(source, staging / POLICY, symlinks=False)
         except (OSError, shutil.Error) as e:
             raise StorageError(f"{source}: cannot copy into the registry: {e}") from e
-        load_policy(staging / POLICY)  # what is stored must load (hashes of the copy checked too)
+        policy = load_policy(staging / POLICY)  # what is stored must load (hashes of the copy checked too)
+        if reference is not None:
+            expected = tuple(policy.schema.column_names)
+            if tuple(reference.columns) != expected:
+                raise ValidationError("reference", f"the profile's columns {list(reference.columns)[:8]} are not "
+                                                   f"the policy schema's {list(expected)[:8]}; build it with the "
+                                                   "policy's schema")
+            reference.save(staging / REFERENCE)
         if report is not None:
             path = Path(report)
             try:
@@ -231,6 +249,25 @@ class Registry:
         """The policy of a version, after :meth:`verify` (a tampered or unsigned artefact is refused)."""
         record = self.verify(name, version)
         return load_policy(self.folder(record.name, record.version) / POLICY)
+
+    def reference(self, name: str, version: int | None = None) -> ReferenceProfile | None:
+        """The reference profile registered with a version (verified first), or ``None`` if it has none.
+
+        Args:
+            name: the model.
+            version: its version (default: the latest).
+
+        Raises:
+            NotFoundError: no such version.
+            ConfigError: the version (its profile included) was changed after it was registered, or the profile
+                is not a valid document.
+        """
+        from rlops.monitoring.drift.profile import ReferenceProfile
+
+        record = self.verify(name, version)
+        if REFERENCE not in record.registration.get("files", {}):
+            return None
+        return ReferenceProfile.load(self.folder(record.name, record.version) / REFERENCE)
 
     def details(self, name: str, version: int | None = None) -> VersionDetails:
         """A verified version with its policy manifest and validation report."""
