@@ -21,7 +21,8 @@ COMMANDS = [[], ["init"], ["demo"], ["serve"], ["deploy"], ["deploy", "apply"], 
             ["data"], ["data", "check"], ["stress"], ["budget"], ["plan"], ["validate"], ["export"],
             ["events", "ingest"], ["deploy", "shadow"], ["deploy", "canary"], ["deploy", "promote"],
             ["deploy", "rollback"], ["deploy", "holdout"], ["deploy", "arms"], ["deploy", "history"],
-            ["deploy", "check"], ["alerts"], ["alerts", "list"], ["alerts", "check"]]
+            ["deploy", "check"], ["alerts"], ["alerts", "list"], ["alerts", "check"],
+            ["drift"], ["drift", "report"], ["monitor"]]
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "rlops")

@@ -2,31 +2,17 @@
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
+import rlops.cli.main  # noqa: F401  (registers every command on the app)
 from rlops.cli.common import app
 from rlops.home import Home
 from tests.monitoring.test_report import registered_home, serve, users
 
 runner = CliRunner()
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _monitor_commands() -> Iterator[None]:
-    """``rlops drift`` and ``rlops monitor`` for these tests; until ``rlops.cli.main`` imports the module, only for
-    these tests (so the README's command table is not expected to list them yet)."""
-    fresh = "rlops.cli.monitor" not in sys.modules
-    import rlops.cli.monitor as module
-
-    yield
-    if fresh:
-        app.registered_groups[:] = [g for g in app.registered_groups if g.typer_instance is not module.drift_app]
-        app.registered_commands[:] = [c for c in app.registered_commands if c.callback is not module.monitor]
 
 
 @pytest.fixture

@@ -28,6 +28,7 @@ from rlops.cli import models as _models  # noqa: F401  isort: skip
 from rlops.cli import demo as _demo  # noqa: F401  isort: skip
 from rlops.cli import rollout as _rollout  # noqa: F401  isort: skip
 from rlops.cli import alerts as _alerts  # noqa: F401  isort: skip
+from rlops.cli import monitor as _monitor  # noqa: F401  isort: skip
 
 if TYPE_CHECKING:
     from rlops.service import ServiceSettings

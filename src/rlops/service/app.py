@@ -326,7 +326,8 @@ def create_app(settings: ServiceSettings, *, hooks: Sequence[Hook] = ()) -> Fast
     def arms(deployment: str, engine: EngineDep) -> list[ArmOut]:
         """The arms serving the deployment now: production, canary, holdout, shadows."""
         return [ArmOut(role=a.role.value, name=a.name, policy_version=a.policy_version, fraction=a.fraction,
-                       source=a.source) for a in engine.arms(deployment)]
+                       source=a.source, learned=engine.learned_count(deployment, a.name))
+                for a in engine.arms(deployment)]
 
     @app.get("/v1/deployments/{deployment}/history", response_model=list[ChangeOut], responses=_ERRORS)
     def history(deployment: str, engine: EngineDep, limit: int = 100) -> list[ChangeOut]:

@@ -92,11 +92,15 @@ class ApplyResponse(BaseModel):
 
 
 class ArmOut(BaseModel):
+    """An arm serving a deployment; ``learned``: interactions its policy has learned online in the process that
+    answered (each server process learns on its own copy)."""
+
     role: str
     name: str
     policy_version: str
     fraction: float
     source: str
+    learned: int
 
 
 class RolloutRequest(BaseModel):
