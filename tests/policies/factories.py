@@ -13,6 +13,7 @@ from rlops.policies import (
     LinearScorer,
     LinearThompson,
     LinUCB,
+    MLPPolicy,
     PolicyInput,
     RidgeScorer,
     RulePolicy,
@@ -65,6 +66,15 @@ def trained(policy: BasePolicy, make_batch: MakeBatch, n: int = 300) -> BasePoli
 
 
 k = len(BANDIT.schema.actions.names)  # type: ignore[union-attr]
+
+
+def mlp(schema: Schema, outputs: int, **kwargs: object) -> MLPPolicy:
+    """A small random network (16 hidden units) of the ``mlp`` kind."""
+    rng = np.random.default_rng(5)
+    weights = [rng.normal(size=(16, schema.width)), rng.normal(size=(outputs, 16))]
+    return MLPPolicy(schema, weights, [rng.normal(size=16), rng.normal(size=outputs)], **kwargs)  # type: ignore[arg-type]
+
+
 FACTORIES: dict[str, Factory] = {
     "uniform_discrete": lambda: (UniformRandom(BANDIT.schema), bandit_batch),
     "uniform_candidates": lambda: (UniformRandom(CANDIDATES), candidate_batch),
@@ -84,6 +94,9 @@ FACTORIES: dict[str, Factory] = {
     "linucb_greedy": lambda: (trained(LinUCB(BANDIT.schema, alpha=0.5), bandit_batch), bandit_batch),
     "linucb_candidates": lambda: (trained(LinUCB(CANDIDATES, epsilon=0.1), candidate_batch), candidate_batch),
     "linear_thompson": lambda: (trained(LinearThompson(BANDIT.schema, n_samples=64), bandit_batch), bandit_batch),
+    "mlp_greedy": lambda: (mlp(BANDIT.schema, k, epsilon=0.1), bandit_batch),
+    "mlp_softmax": lambda: (mlp(BANDIT.schema, k, head="softmax", temperature=0.5), bandit_batch),
+    "mlp_box": lambda: (mlp(BOX, 2, noise_std=0.05), box_batch),
     "linear_thompson_candidates": lambda: (trained(LinearThompson(CANDIDATES, n_samples=64), candidate_batch),
                                            candidate_batch),
 }

@@ -11,6 +11,7 @@ from rlops.policies.base import (
 from rlops.policies.exploration import EpsilonGreedy, Softmax
 from rlops.policies.io import content_hash, kinds, load_policy, read_manifest, save_policy
 from rlops.policies.linear import LinearThompson, LinUCB
+from rlops.policies.mlp import MLPPolicy
 from rlops.policies.rule import RulePolicy
 from rlops.policies.sb3 import SB3Policy
 from rlops.policies.scorers import LinearScorer, RidgeScorer, Scorer
@@ -25,6 +26,7 @@ __all__ = [
     "LinUCB",
     "LinearScorer",
     "LinearThompson",
+    "MLPPolicy",
     "OnlineLearner",
     "Policy",
     "PolicyInput",

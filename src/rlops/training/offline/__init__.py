@@ -4,12 +4,12 @@ The entry point is :func:`retrain_from_table`; see ``docs/retraining.md``. Impor
 ``mlp`` policy kind (:class:`MLPPolicy`) that behaviour cloning and CQL produce.
 """
 
+from rlops.policies.mlp import Head, MLPPolicy
 from rlops.training.offline.bandit import BanditDiagnostics, BanditFit, BanditMethod, fit_bandit_policy, pseudo_rewards
 from rlops.training.offline.bc import BCConfig, behaviour_cloning, fit_bc
 from rlops.training.offline.cql import CQLConfig, fit_cql
 from rlops.training.offline.data import LoggedRows, read_logged
 from rlops.training.offline.networks import NetworkFit, Progress
-from rlops.training.offline.policy import Head, MLPPolicy
 from rlops.training.offline.retrain import (
     RetrainKind,
     RetrainMethod,

@@ -21,6 +21,7 @@ import torch
 
 from rlops.errors import ValidationError
 from rlops.events.join import JoinResult
+from rlops.policies.mlp import Head, MLPPolicy
 from rlops.schema import BoxActions, DiscreteActions, Schema
 from rlops.training.offline.data import read_logged
 from rlops.training.offline.networks import (
@@ -35,7 +36,6 @@ from rlops.training.offline.networks import (
     to_arrays,
     torch_threads,
 )
-from rlops.training.offline.policy import Head, MLPPolicy
 
 
 @dataclass(frozen=True)

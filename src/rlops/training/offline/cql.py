@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from rlops.errors import ValidationError
+from rlops.policies.mlp import Head, MLPPolicy
 from rlops.schema import DiscreteActions, Schema
 from rlops.training.offline.networks import (
     NetworkFit,
@@ -40,7 +41,6 @@ from rlops.training.offline.networks import (
     to_arrays,
     torch_threads,
 )
-from rlops.training.offline.policy import Head, MLPPolicy
 from rlops.training.offline.transitions import Transitions
 
 

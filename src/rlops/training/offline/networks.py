@@ -17,7 +17,7 @@ import torch
 
 from rlops.errors import ValidationError
 from rlops.evaluation.ope.fqe import mlp
-from rlops.training.offline.policy import MLPPolicy
+from rlops.policies.mlp import MLPPolicy
 
 #: ``progress(done, total)``: called as training advances (the CLI draws a progress bar with it).
 Progress = Callable[[int, int], None]

@@ -25,13 +25,13 @@ import pyarrow as pa
 from rlops.errors import ValidationError
 from rlops.events.join import JoinResult
 from rlops.policies import BasePolicy
+from rlops.policies.mlp import MLPPolicy
 from rlops.schema import DiscreteActions, Schema
 from rlops.training.offline.bandit import BanditDiagnostics, BanditMethod, fit_bandit_policy
 from rlops.training.offline.bc import BCConfig, fit_bc
 from rlops.training.offline.cql import CQLConfig, fit_cql
 from rlops.training.offline.data import as_table, read_logged
 from rlops.training.offline.networks import NetworkFit, Progress
-from rlops.training.offline.policy import MLPPolicy
 from rlops.training.offline.transitions import DEFAULT_GAP_SECONDS, is_single_step, transitions_from_table
 
 
