@@ -22,7 +22,7 @@ COMMANDS = [[], ["init"], ["demo"], ["serve"], ["deploy"], ["deploy", "apply"], 
             ["events", "ingest"], ["deploy", "shadow"], ["deploy", "canary"], ["deploy", "promote"],
             ["deploy", "rollback"], ["deploy", "holdout"], ["deploy", "arms"], ["deploy", "history"],
             ["deploy", "check"], ["alerts"], ["alerts", "list"], ["alerts", "check"],
-            ["drift"], ["drift", "report"], ["monitor"]]
+            ["drift"], ["drift", "report"], ["monitor"], ["retrain"], ["loop"]]
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "rlops")

@@ -29,6 +29,7 @@ from rlops.cli import demo as _demo  # noqa: F401  isort: skip
 from rlops.cli import rollout as _rollout  # noqa: F401  isort: skip
 from rlops.cli import alerts as _alerts  # noqa: F401  isort: skip
 from rlops.cli import monitor as _monitor  # noqa: F401  isort: skip
+from rlops.cli import loop as _loop  # noqa: F401  isort: skip
 
 if TYPE_CHECKING:
     from rlops.service import ServiceSettings

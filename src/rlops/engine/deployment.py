@@ -18,6 +18,7 @@ Example ``deployment.yaml``::
     holdout: {policy: {kind: uniform}, fraction: 0.05}          # 5% of units always get the baseline
     guardrail: {min_samples: 200, max_samples: 20000}            # how the canary is judged (rollout.guardrails)
     auto_promote: true                                           # promote a canary the guardrail finds not worse
+    require_approval: false          # `rlops loop` stops before the canary and waits for a human
 
 Applying a file is idempotent: the same content makes no new revision; a change makes revision N+1.
 """
@@ -142,6 +143,7 @@ class DeploymentSpec(BaseModel):
     guardrail: GuardrailConfig = Field(default_factory=GuardrailConfig)
     auto_promote: bool = True
     auto_rollback: bool = True
+    require_approval: bool = False
 
     @model_validator(mode="after")
     def _known_kind(self) -> DeploymentSpec:
