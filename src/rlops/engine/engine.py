@@ -319,10 +319,16 @@ class Engine:
             known = {} if previous is None else {a.get("source_hash"): a["version"]
                                                  for r in self.store.history(spec.name) for a in r.arms}
             out = spec.model_dump(mode="json", by_alias=True)
-            out["arms"] = [{"role": role.value, "name": name, "fraction": served if role is Role.PRODUCTION else f,
-                            "version": source.version or known.get(where["source_hash"]) or f"{spec.name}@r{number}",
-                            **where}
-                           for role, name, f, source, where in arms]
+            out["arms"] = []
+            for role, name, f, source, where in arms:
+                version = source.version or known.get(where["source_hash"])
+                if version is None:  # new here; a second new policy in the same revision gets its arm's name too
+                    taken = {a["version"] for a in out["arms"]}
+                    version = next(v for v in (f"{spec.name}@r{number}", f"{spec.name}@r{number}-{name}")
+                                   if v not in taken)
+                    known[where["source_hash"]] = version
+                out["arms"].append({"role": role.value, "name": name,
+                                    "fraction": served if role is Role.PRODUCTION else f, "version": version, **where})
             out["policy_folder"] = arms[0][4].get("folder")
             return out
 
@@ -396,6 +402,14 @@ class Engine:
     def arms(self, name: str) -> list[ArmInfo]:
         """The arms serving deployment ``name`` now: production first, then canary, holdout and shadows."""
         return [arm.info for arm in self._runtime(name).arms]
+
+    def policy(self, name: str, arm: str = "production") -> BasePolicy:
+        """The in-memory policy of one arm (with what it has learned online in this process). Read it, do not act
+        with it: decisions go through :meth:`decide`, which holds the arm's lock."""
+        for candidate in self._runtime(name).arms:
+            if candidate.info.name == arm:
+                return candidate.policy
+        raise NotFoundError(f"arm: deployment {name!r} has no arm {arm!r}")
 
     def serving_revision(self, name: str) -> int:
         """The revision this process serves (the newest, unless the newest did not load)."""

@@ -67,6 +67,7 @@ class DriftNumbers:
         psi: its PSI.
         severity: the worst severity over all features (and the actions).
         rows: live decisions compared.
+        features: ``(feature, PSI)`` of every feature, in schema order.
     """
 
     reference: str
@@ -74,6 +75,7 @@ class DriftNumbers:
     psi: float
     severity: Severity
     rows: int
+    features: tuple[tuple[str, float], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -300,4 +302,5 @@ def _top_drift(found: RegisteredReference, table: pa.Table, schema: Any, config:
     top = max(report.features, key=lambda f: f.value(Metric.PSI), default=None)
     if top is None:
         return None
-    return DriftNumbers(str(found.ref), top.name, top.value(Metric.PSI), report.severity, report.n_live)
+    return DriftNumbers(str(found.ref), top.name, top.value(Metric.PSI), report.severity, report.n_live,
+                        tuple((f.name, f.value(Metric.PSI)) for f in report.features))

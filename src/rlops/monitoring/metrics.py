@@ -7,6 +7,7 @@ import os
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
 
 from rlops.engine import Decision, ReportResult
 
@@ -24,6 +25,9 @@ class ServiceMetrics:
         http_requests_total{route, method, status}: requests answered.
         http_request_seconds{route, method}: wall time per request, from the first byte read to the last written.
 
+    Plus, with ``extra``, the monitor's gauges (reward per version, drift, guardrail, lift...: see
+    :mod:`rlops.monitoring.watch`), computed by the leader process and read from the home folder by every worker.
+
     With several server processes (``rlops serve --workers N``), the parent sets ``PROMETHEUS_MULTIPROC_DIR``
     before the workers start; prometheus_client then keeps every process's values in files there, and
     :meth:`exposition` sums them, so any worker answers ``/metrics`` for the whole server.
@@ -31,7 +35,8 @@ class ServiceMetrics:
 
     content_type = CONTENT_TYPE_LATEST
 
-    def __init__(self) -> None:
+    def __init__(self, extra: Collector | None = None) -> None:
+        self.extra = extra  # e.g. the monitor's signals (rlops.monitoring.watch.SignalCollector)
         self.registry = CollectorRegistry(auto_describe=True)
         self.decisions = Counter("rlops_decisions", "Decisions made.", ["deployment", "policy_version", "action",
                                                                        "mode"], registry=self.registry)
@@ -43,6 +48,8 @@ class ServiceMetrics:
                                 registry=self.registry)
         self.request_seconds = Histogram("rlops_http_request_seconds", "Wall time per HTTP request.",
                                          ["route", "method"], buckets=LATENCY_BUCKETS, registry=self.registry)
+        if extra is not None:
+            self.registry.register(extra)
 
     def record_decisions(self, decisions: list[Decision]) -> None:
         for d in decisions:
@@ -64,5 +71,7 @@ class ServiceMetrics:
         if shared:
             registry = CollectorRegistry()
             MultiProcessCollector(registry, path=shared)  # type: ignore[no-untyped-call]
+            if self.extra is not None:
+                registry.register(self.extra)
             return generate_latest(registry)
         return generate_latest(self.registry)

@@ -140,6 +140,12 @@ class BasePolicy:
         """JSON-serialisable hyperparameters (written into the manifest)."""
         return {}
 
+    def expected_rewards(self, batch: PolicyInput) -> np.ndarray | list[np.ndarray] | None:
+        """The policy's own reward model: the expected reward of every action for each row (``(n, K)``, or one
+        array per row for candidate actions), or ``None`` for policies without one (the default). Monitoring
+        compares it with the rewards observed (prediction error and calibration)."""
+        return None
+
     def state(self) -> dict[str, np.ndarray]:
         """Learned arrays (written to ``state.npz``)."""
         return {}

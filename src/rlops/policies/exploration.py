@@ -32,6 +32,10 @@ class _ScorerPolicy(BasePolicy):
         if update is not None:
             update(batch)
 
+    def expected_rewards(self, batch: PolicyInput) -> np.ndarray | list[np.ndarray] | None:
+        """The scorer's scores, when it is a reward model (a ridge scorer learns expected rewards)."""
+        return self.scorer.scores(batch) if self.scorer.kind == "ridge" else None
+
     def _params(self) -> dict[str, Any]:  # pragma: no cover - overridden
         raise NotImplementedError
 

@@ -32,6 +32,12 @@ class _LinearBandit(BasePolicy):
         """Add joined interactions (context, chosen action, reward) to the ridge model; rewards are maximised."""
         self.model.update_from(batch)
 
+    def expected_rewards(self, batch: PolicyInput) -> np.ndarray | list[np.ndarray] | None:
+        """The ridge model's posterior mean reward of every action."""
+        if batch.candidates is None:
+            return self.model.disjoint_moments(batch.x)[0]
+        return [self.model.shared_moments(batch.x[i], batch.candidates[i])[1] for i in range(batch.n)]
+
     def state(self) -> dict[str, np.ndarray]:
         return {"A": self.model.A, "b": self.model.b}
 

@@ -37,7 +37,9 @@ from rlops.errors import (
     UnauthorizedError,
     ValidationError,
 )
+from rlops.home import Home
 from rlops.monitoring import ServiceMetrics
+from rlops.monitoring.watch import SIGNALS_FILE, SignalCollector, Watcher
 from rlops.rollout.operations import Rollout
 from rlops.rollout.supervisor import Hook, Supervisor
 from rlops.service.dashboard import install_dashboard
@@ -174,7 +176,8 @@ def create_app(settings: ServiceSettings, *, hooks: Sequence[Hook] = ()) -> Fast
                 log.warning("deployment %s did not load at start-up: %s", name, e)
         supervisor = None
         if settings.supervise_interval > 0:
-            supervisor = Supervisor(engine, interval=settings.supervise_interval, hooks=list(hooks))
+            supervisor = Supervisor(engine, interval=settings.supervise_interval,
+                                    hooks=[Watcher(interval=settings.monitor_interval), *hooks])
             supervisor.start()
         app.state.supervisor = supervisor
         try:
@@ -186,7 +189,7 @@ def create_app(settings: ServiceSettings, *, hooks: Sequence[Hook] = ()) -> Fast
 
     app = FastAPI(title="rlops decision service", version=__version__, lifespan=lifespan,
                   description="Decide, report outcomes, and inspect deployments and decisions.")
-    metrics = ServiceMetrics()
+    metrics = ServiceMetrics(SignalCollector(Home.resolve(settings.home).root / SIGNALS_FILE))
     app.state.metrics = metrics
     app.state.settings = settings
     app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)

@@ -21,6 +21,7 @@ from rlops.errors import NotFoundError, ValidationError
 from rlops.monitoring.overview import Overview, build_overview
 from rlops.registry import Registry
 from rlops.rewards import parse_duration
+from rlops.service.schemas import ErrorResponse
 
 #: Files under ``/static/`` and their media types; nothing else is served from there.
 STATIC_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8",
@@ -76,7 +77,8 @@ def install_dashboard(app: FastAPI) -> None:
         return Response(content=body, media_type=STATIC_TYPES[suffix],
                         headers={**_HEADERS, "Cache-Control": "public, max-age=300"})
 
-    @app.get("/v1/dashboard", response_model=Overview)
+    @app.get("/v1/dashboard", response_model=Overview,
+             responses={code: {"model": ErrorResponse} for code in (404, 422)})
     def dashboard(request: Request,
                   deployment: Annotated[str | None, Query(max_length=64, description="Only this deployment.")] = None,
                   window: Annotated[str | None, Query(max_length=16, description="Only the last DURATION of "

@@ -26,6 +26,8 @@ class ServiceSettings(BaseModel):
             default: without one, those endpoints answer 403 and nothing can be changed over HTTP.
         supervise_interval: seconds between the background supervisor's ticks (online learning, snapshots,
             guardrail checks, alerts; see :mod:`rlops.rollout.supervisor`); 0 turns it off. Default 1.
+        monitor_interval: seconds between the monitor's signals, alert rules and gauges (``HOME/alerts.yaml``;
+            see :mod:`rlops.monitoring.watch`). Default 5.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -38,6 +40,7 @@ class ServiceSettings(BaseModel):
     workers: int = Field(default=1, ge=1, le=64)
     admin_token: SecretStr | None = Field(default=None, min_length=16)
     supervise_interval: float = Field(default=1.0, ge=0.0, le=3600.0)
+    monitor_interval: float = Field(default=5.0, gt=0.0, le=3600.0)
 
     def to_env(self) -> dict[str, str]:
         """The ``RLOPS_*`` variables that rebuild these settings in a worker process (see :meth:`from_env`)."""
@@ -45,6 +48,7 @@ class ServiceSettings(BaseModel):
                 "RLOPS_MAX_BODY_BYTES": str(self.max_body_bytes), "RLOPS_MAX_BATCH": str(self.max_batch),
                 "RLOPS_WORKERS": str(self.workers), "RLOPS_FSYNC": "1" if self.fsync else "0",
                 "RLOPS_SUPERVISE_INTERVAL": str(self.supervise_interval),
+                "RLOPS_MONITOR_INTERVAL": str(self.monitor_interval),
                 **({"RLOPS_ADMIN_TOKEN": self.admin_token.get_secret_value()} if self.admin_token else {})}
 
     @classmethod
@@ -59,6 +63,7 @@ class ServiceSettings(BaseModel):
             "fsync": os.environ.get("RLOPS_FSYNC"),
             "admin_token": os.environ.get("RLOPS_ADMIN_TOKEN") or None,
             "supervise_interval": os.environ.get("RLOPS_SUPERVISE_INTERVAL"),
+            "monitor_interval": os.environ.get("RLOPS_MONITOR_INTERVAL"),
         }
         values: dict[str, object] = {k: v for k, v in env.items() if v is not None}
         values.update({k: v for k, v in overrides.items() if v is not None})
