@@ -109,3 +109,27 @@ def test_rollback_under_load_fails_no_request(client: httpx.Client, server: str)
     assert versions["news@r1"] > 100 and versions["news@r2"] > 20  # the canary did serve, then left
     r = client.post("/v1/deployments/news/decide", json={"context": USER, "unit_id": "after"})
     assert r.json()["policy_version"] == "news@r1"
+
+
+def test_shadow_over_http_is_logged_counted_and_never_returned(client: httpx.Client, home: Path) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    r = client.post("/v1/admin/deployments/news/shadow", headers=AUTH,
+                    json={"policy": FOOD, "name": "challenger", "reason": "compare"})
+    assert r.status_code == 200, r.text
+    time.sleep(1.2)
+    ids = set()
+    for i in range(30):
+        d = client.post("/v1/deployments/news/decide", json={"context": USER, "unit_id": f"s{i}"}).json()
+        assert d["policy_version"] == "news@r1"
+        ids.add(d["decision_id"])
+    families = {f.name: f for f in text_string_to_metric_families(client.get("/metrics").text)}
+    by_mode = Counter()
+    for sample in families["rlops_decisions"].samples:
+        if sample.name == "rlops_decisions_total":
+            by_mode[(sample.labels["mode"], sample.labels["policy_version"])] += sample.value
+    assert by_mode[("shadow", "news@r2")] == 30 and by_mode[("served", "news@r1")] == 30
+    with Engine(home) as engine:
+        shadow = [row for row in engine.log.read_decisions().to_pylist() if row["mode"] == "shadow"]
+    assert len(shadow) == 30 and not ids & {row["decision_id"] for row in shadow}
+    assert {row["action"] for row in shadow} <= {"food", "news", "sports", "tech", "travel"}

@@ -20,7 +20,7 @@ import shutil
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -245,6 +245,8 @@ class Engine:
         self._keys: set[tuple[str, str]] | None = None
         # Contexts of recent decisions, so reward specs that read context need no log scan at report time.
         self._contexts: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        #: Called with the shadow decisions of every batch after they are logged (the service counts them).
+        self.on_shadow: Callable[[list[DecisionRecord]], None] | None = None
 
     # ---- deployments ------------------------------------------------------------------------------------------
 
@@ -466,13 +468,16 @@ class Engine:
                                                               candidates, encoded, units, ts), strict=True):
                     served[i] = pair
         records = [served[i][1] for i in range(len(valid))]
+        shadowed: list[DecisionRecord] = []
         for arm in runtime.shadows:  # never answered; a shadow that fails must not fail the request
             try:
-                records.extend(r for _, r in self._act(deployment, arm, Mode.SHADOW, rows, x, valid, candidates,
-                                                       encoded, units, ts))
+                shadowed.extend(r for _, r in self._act(deployment, arm, Mode.SHADOW, rows, x, valid, candidates,
+                                                        encoded, units, ts))
             except Exception:
                 log.exception("shadow %s of %s failed to decide", arm.info.name, deployment)
-        self.log.append(records)
+        self.log.append(records + shadowed)
+        if shadowed and self.on_shadow is not None:
+            self.on_shadow(shadowed)
         index_map = self._decision_index()
         keep_context = bool(runtime.spec.reward.context)
         for i in range(len(valid)):

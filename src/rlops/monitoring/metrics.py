@@ -10,6 +10,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 from rlops.engine import Decision, ReportResult
+from rlops.events.records import DecisionRecord
 
 #: Request latency buckets, seconds: from 100 µs to 5 s.
 LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -56,6 +57,12 @@ class ServiceMetrics:
             action = d.action if isinstance(d.action, str) else "<vector>"  # box actions: no label explosion
             self.decisions.labels(d.deployment, d.policy_version, action, "served").inc()
             self.policy_seconds.labels(d.deployment).observe(d.latency_us / 1e6)
+
+    def record_shadow(self, records: list[DecisionRecord]) -> None:
+        """Count shadow decisions (logged, never answered) under ``mode="shadow"``."""
+        for r in records:
+            action = r.action if isinstance(r.action, str) else "<vector>"
+            self.decisions.labels(r.deployment, r.policy_version, action, "shadow").inc()
 
     def record_outcomes(self, results: list[ReportResult]) -> None:
         for r in results:

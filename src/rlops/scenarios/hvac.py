@@ -52,6 +52,7 @@ fitted to a particular building.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -333,6 +334,18 @@ class Thermostat:
             self.cooling = False
         value = 1.0 if self.heating else -1.0 if self.cooling else 0.0
         return np.array([value], dtype=np.float32)
+
+
+def thermostat_rule(context: Mapping[str, Any]) -> list[float]:
+    """The thermostat as a stateless rule over a served context (``obs_0``: the scaled interior temperature), so
+    the decision service can serve it: full heating below 21 °C, full cooling above 24 °C, off in between.
+
+    :class:`Thermostat` keeps a 1 K hysteresis across steps; a rule served per request has no memory across
+    requests, so this one switches at the setpoints themselves. Serve it as
+    ``{"kind": "rule", "params": {"target": "rlops.scenarios.hvac:thermostat_rule"}}``.
+    """
+    t = float(context["obs_0"]) * TEMP_SCALE + TEMP_CENTER
+    return [1.0 if t < 21.0 else -1.0 if t > 24.0 else 0.0]
 
 
 def make_env(params: HvacParams | None = None, **options: Any) -> HvacEnv:

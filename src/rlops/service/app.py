@@ -169,6 +169,7 @@ def create_app(settings: ServiceSettings, *, hooks: Sequence[Hook] = ()) -> Fast
         # Worker processes each draw from their own random stream (see Engine's ``stream``).
         stream = os.getpid() if settings.workers > 1 else None
         app.state.engine = engine = Engine(settings.home, fsync=settings.fsync, stream=stream)
+        engine.on_shadow = metrics.record_shadow
         for name in engine.store.names():  # load every policy now, not on each worker's first request
             try:
                 engine.spec(name)
@@ -177,7 +178,8 @@ def create_app(settings: ServiceSettings, *, hooks: Sequence[Hook] = ()) -> Fast
         supervisor = None
         if settings.supervise_interval > 0:
             supervisor = Supervisor(engine, interval=settings.supervise_interval,
-                                    hooks=[Watcher(interval=settings.monitor_interval), *hooks])
+                                    hooks=[Watcher(interval=settings.monitor_interval,
+                                                   window_s=settings.monitor_window), *hooks])
             supervisor.start()
         app.state.supervisor = supervisor
         try:

@@ -28,6 +28,7 @@ class ServiceSettings(BaseModel):
             guardrail checks, alerts; see :mod:`rlops.rollout.supervisor`); 0 turns it off. Default 1.
         monitor_interval: seconds between the monitor's signals, alert rules and gauges (``HOME/alerts.yaml``;
             see :mod:`rlops.monitoring.watch`). Default 5.
+        monitor_window: the window of the monitor's reward, traffic and drift signals, seconds. Default 300.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -41,6 +42,7 @@ class ServiceSettings(BaseModel):
     admin_token: SecretStr | None = Field(default=None, min_length=16)
     supervise_interval: float = Field(default=1.0, ge=0.0, le=3600.0)
     monitor_interval: float = Field(default=5.0, gt=0.0, le=3600.0)
+    monitor_window: float = Field(default=300.0, gt=0.0, le=30 * 86400.0)
 
     def to_env(self) -> dict[str, str]:
         """The ``RLOPS_*`` variables that rebuild these settings in a worker process (see :meth:`from_env`)."""
@@ -49,6 +51,7 @@ class ServiceSettings(BaseModel):
                 "RLOPS_WORKERS": str(self.workers), "RLOPS_FSYNC": "1" if self.fsync else "0",
                 "RLOPS_SUPERVISE_INTERVAL": str(self.supervise_interval),
                 "RLOPS_MONITOR_INTERVAL": str(self.monitor_interval),
+                "RLOPS_MONITOR_WINDOW": str(self.monitor_window),
                 **({"RLOPS_ADMIN_TOKEN": self.admin_token.get_secret_value()} if self.admin_token else {})}
 
     @classmethod
@@ -64,6 +67,7 @@ class ServiceSettings(BaseModel):
             "admin_token": os.environ.get("RLOPS_ADMIN_TOKEN") or None,
             "supervise_interval": os.environ.get("RLOPS_SUPERVISE_INTERVAL"),
             "monitor_interval": os.environ.get("RLOPS_MONITOR_INTERVAL"),
+            "monitor_window": os.environ.get("RLOPS_MONITOR_WINDOW"),
         }
         values: dict[str, object] = {k: v for k, v in env.items() if v is not None}
         values.update({k: v for k, v in overrides.items() if v is not None})
