@@ -131,17 +131,27 @@ def _lifecycle(home: Path, fast: bool, seed: int) -> None:
     console.print(table)
     for version, gates in result.gates.items():
         _gate_table(list(gates), f"gates for {version} (stress suite vs the thermostat, latency)")
-    guard = Table("phase", "guardrail", "why", title="canary vs the thermostat (anytime-valid sequential test)")
+    guard = Table("canary", "guardrail", "why", title="canaries, judged by the server's supervisor "
+                                                     "(anytime-valid sequential test)")
     for phase, decision, reason in result.guardrails:
         guard.add_row(phase, f"[{_STYLE.get(decision, '')}]{decision.upper()}[/]", escape(reason))
     console.print(guard)
     for alert in result.alerts:
         console.print(f"[bold red]ALERT[/] {escape(alert)}")
+    if result.lift is not None:
+        lift, low, high = result.lift
+        console.print(f"Lift of production over the thermostat holdout (reward/decision, last 30 s): {lift:+.4f} "
+                      f"[{low:+.4f}, {high:+.4f}]")
+    changes = Table("action", "version", "by", "why", title="deployment hvac: rollout history")
+    for action, version, actor, why in result.changes:
+        changes.add_row(action, escape(version), escape(actor), escape(why))
+    console.print(changes)
     stages = Table("version", "stage", "why", title="registry: hvac-ppo")
     for version, stage, why in result.stages:
         stages.add_row(version, stage, escape(why))
     console.print(stages)
     summary = write_summary(result, home / "reports" / "lifecycle.html")
     console.print(f"Lifecycle done in {result.seconds:.0f} s; {result.decisions_over_http:,} decisions over HTTP. "
-                  f"Report: {escape(str(summary))}. The dashboard comes with the monitoring work; until then, "
-                  f"`rlops serve --home {escape(str(home))}` and its /docs and /metrics.")
+                  f"Report: {escape(str(summary))}.")
+    console.print(f"Dashboard: it was live at {escape(result.url)}/ during the demo; to see it again, run "
+                  f"`rlops serve --home {escape(str(home))}` and open [bold]http://127.0.0.1:8000/[/].")

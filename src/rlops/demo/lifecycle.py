@@ -4,23 +4,24 @@
    demo's step budget) and save it as an rlops policy.
 2. **Validate** it: the stress suite against the thermostat (nominal weather, sensor noise, a one-step actuator
    delay) and a latency measurement, judged by the default gates (``rlops.evaluation.validate``).
-3. **Register** it as version 1 (signed, with lineage and its report) and move it to canary.
-4. **Serve**: the real ``rlops serve`` in its own process. Simulated buildings are the clients: half keep their
-   thermostat (the control arm), half ask the service for every 15-minute heating/cooling decision over HTTP and
-   report the energy cost and comfort violation of each step as the outcome.
-5. **Canary**: a sequential guardrail (``rlops.rollout.guardrails``) compares the canary's reward per decision with
-   the thermostat's, batch by batch, with an anytime-valid confidence sequence.
-6. **Weather shift** halfway: the outdoor temperature drops by ``shift_k`` kelvin for every building.
-7. **Drift**: the live contexts of the shifted phase are compared with the reference profile of the training
-   weather (``rlops.monitoring.drift``); the alert fires on the outdoor temperature.
-8. **Retrain**: the agent is fine-tuned from version 1 on the shifted weather, validated on it, registered as
-   version 2 (parent 1) and hot-swapped into the running server.
-9. **Promote**: when the guardrail finds version 2 not worse than the thermostat, it goes to production (version 1
-   retires); if it finds it worse, it is rolled back instead, and the summary says so.
+3. **Register** it as ``hvac-ppo@1`` (signed, with lineage, its report and the reference profile of the training
+   weather).
+4. **Serve**: the real ``rlops serve`` in its own process, deployment ``hvac`` with the thermostat (served as a
+   rule) in production and ``hvac-ppo@1`` as a canary on half of the buildings. The split is the service's own:
+   sticky by building id. Simulated buildings are the clients: each asks the service for every 15-minute
+   heating/cooling decision over HTTP and reports the energy cost and comfort violation of each step.
+5. **Canary**: the server's supervisor compares the canary's reward per decision with production's after every
+   batch with an anytime-valid confidence sequence, and promotes or rolls back on its own.
+6. **Holdout**: after the promotion a quarter of the buildings stays on the thermostat, so the lift of production
+   over the baseline is measured continuously.
+7. **Weather shift**: the outdoor temperature drops by ``shift_k`` kelvin for every building. The server's monitor
+   compares the live contexts with ``hvac-ppo@1``'s reference profile; the alert rule ``weather-drift`` fires and
+   its action asks for retraining.
+8. **Retrain**: the agent is fine-tuned from version 1 on the shifted weather (transfer), validated, registered as
+   ``hvac-ppo@2`` (parent 1), shadowed next to production, then canaried; the guardrail promotes or rolls it back.
 
-The traffic split is made by the simulated buildings themselves (a building is in one arm for the whole demo):
-the service's own sticky canary routing belongs to the rollout work still to come. Everything else is the real
-code path: HTTP, durable logging, reward join, registry signatures, gates.
+Everything is the real code path: HTTP, durable logging, sticky routing, reward join, registry signatures, gates,
+the supervisor's guardrail and the monitor's alert rules.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ class LifecycleConfig:
     """Sizes of the demo (the defaults fit in a few minutes on two cores).
 
     Attributes:
-        buildings: simulated buildings, half per arm (at least 2).
+        buildings: simulated buildings (at least 4; the demo picks a split salt that spreads them evenly).
         days: simulated days per building in each of the three phases (one episode is a day of 96 steps).
         train_steps: environment steps to train version 1.
         retrain_steps: environment steps to fine-tune version 2 on the shifted weather.
@@ -57,7 +58,7 @@ class LifecycleConfig:
         seed: seeds training, weather and validation.
     """
 
-    buildings: int = 4
+    buildings: int = 8
     days: int = 2
     train_steps: int = 40_000
     retrain_steps: int = 20_000
@@ -67,7 +68,7 @@ class LifecycleConfig:
 
     @classmethod
     def fast(cls) -> LifecycleConfig:
-        return cls(buildings=2, days=1, train_steps=2_048, retrain_steps=1_024, stress_episodes=3)
+        return cls(buildings=4, days=2, train_steps=2_048, retrain_steps=1_024, stress_episodes=3)
 
 
 @dataclass(frozen=True)
@@ -77,7 +78,7 @@ class ArmPhase:
     phase: str
     arm: str
     policy: str
-    days: int
+    days: float
     cost_per_day: float
     energy_kwh_per_day: float
     comfort_degree_hours_per_day: float
@@ -95,6 +96,8 @@ class LifecycleResult:
     drift: list[tuple[str, str, float]] = field(default_factory=list)  # (feature, severity, psi)
     alerts: list[str] = field(default_factory=list)
     stages: list[tuple[str, str, str]] = field(default_factory=list)  # (version, stage, reason)
+    changes: list[tuple[str, str, str, str]] = field(default_factory=list)  # (action, version, actor, reason)
+    lift: tuple[float, float, float] | None = None  # production minus holdout reward/decision, 95% interval
     url: str = ""
     decisions_over_http: int = 0
     seconds: float = 0.0
@@ -134,55 +137,63 @@ def _validate(policy: Path, spec: Any, config: LifecycleConfig, out: Path
     return [(g.gate.name, g.status.value, g.reason) for g in run.gates], html, run.status.value
 
 
-def _building(index: int, arm: str, url: str | None, spec: Any, days: int, seed: int, deployment: str,
-              out: dict[str, list[float]], errors: list[str]) -> None:
-    """One building: ``days`` episodes, under its thermostat or under the service (decide + report per step)."""
+def balanced_salt(units: list[str], parts: int) -> str:
+    """A split salt under which ``units`` fall one per ``1/parts`` of the unit interval (``len(units) == parts``).
+
+    With a handful of units, a random split can be lopsided (all buildings on one arm); a demo with few units picks
+    a salt that spreads them, so fractions like 1/2 or 1/4 of the units are exact. Real deployments, with many
+    units, keep the default salt.
+    """
+    from rlops.rollout.split import unit_position
+
+    for attempt in range(100_000):
+        salt = f"{DEPLOYMENT}-{attempt}"
+        slots = sorted(int(unit_position(salt, u) * parts) for u in units)
+        if slots == list(range(parts)):
+            return salt
+    raise RuntimeError("no balanced salt found")  # pragma: no cover - 8 units: about one salt in 400 works
+
+
+def _building(index: int, url: str, spec: Any, days: int, seed: int,
+              out: dict[str, dict[str, list[float]]], errors: list[str]) -> None:
+    """One building: ``days`` episodes, every step decided by the service (whichever arm serves the building)."""
     from rlops.client import Client
     from rlops.evaluation.controllers import observation_to_context, schema_for_env
 
     env = spec.make()
     schema = schema_for_env(env, name="hvac")
-    thermostat = spec.baseline(env)
-    client = Client(url) if url else None
+    client = Client(url)
     try:
         for day in range(days):
             obs, _ = env.reset(seed=seed + 1000 * index + day)
-            thermostat.reset(seed)
             done = False
             while not done:
-                if client is None:
-                    action = thermostat.act(obs)
-                    decision_id = None
-                else:
-                    d = client.decide(deployment, observation_to_context(schema, obs), unit_id=f"building-{index}")
-                    action, decision_id = np.asarray(d.action, dtype=np.float32), d.decision_id
-                obs, reward, terminated, truncated, info = env.step(action)
+                d = client.decide(DEPLOYMENT, observation_to_context(schema, obs), unit_id=f"building-{index}")
+                obs, reward, terminated, truncated, info = env.step(np.asarray(d.action, dtype=np.float32))
                 done = terminated or truncated
-                if client is not None and decision_id is not None:
-                    client.report(decision_id, {"energy_cost": float(info["energy_cost"]),
-                                                "comfort_violation": float(info["comfort_violation"])})
-                out["reward"].append(float(reward))
+                client.report(d.decision_id, {"energy_cost": float(info["energy_cost"]),
+                                              "comfort_violation": float(info["comfort_violation"])})
+                mine = out.setdefault(d.policy_version, {k: [] for k in ("reward", "energy_cost", "energy_kwh",
+                                                                         "comfort_violation", "days")})
+                mine["reward"].append(float(reward))
                 for key in ("energy_cost", "energy_kwh", "comfort_violation"):
-                    out[key].append(float(info[key]))
+                    mine[key].append(float(info[key]))
+            mine["days"].append(1.0)
     except Exception as e:  # report, don't hang the demo: the summary shows it
         errors.append(f"building {index}: {e!r}")
     finally:
-        if client is not None:
-            client.close()
+        client.close()
         env.close()
 
 
-def _phase(name: str, spec: Any, url: str, config: LifecycleConfig, policy: str, seed: int,
-           say: Say) -> tuple[list[ArmPhase], dict[str, np.ndarray], int]:
+def _phase(name: str, spec: Any, url: str, config: LifecycleConfig, labels: dict[str, str], seed: int,
+           say: Say) -> tuple[list[ArmPhase], int]:
+    """Every building for ``config.days`` days over HTTP; KPIs per policy version that served (its arm)."""
     say(f"{name}: {config.buildings} buildings x {config.days} days over HTTP")
-    results: dict[int, dict[str, list[float]]] = {}
+    per_building: dict[int, dict[str, dict[str, list[float]]]] = {i: {} for i in range(config.buildings)}
     errors: list[str] = []
-    threads = []
-    for i in range(config.buildings):
-        arm = "canary" if i % 2 else "control"
-        results[i] = {"reward": [], "energy_cost": [], "energy_kwh": [], "comfort_violation": []}
-        threads.append(threading.Thread(target=_building, args=(i, arm, url if arm == "canary" else None, spec,
-                                                                config.days, seed, DEPLOYMENT, results[i], errors)))
+    threads = [threading.Thread(target=_building, args=(i, url, spec, config.days, seed, per_building[i], errors))
+               for i in range(config.buildings)]
     for t in threads:
         t.start()
     for t in threads:
@@ -191,38 +202,63 @@ def _phase(name: str, spec: Any, url: str, config: LifecycleConfig, policy: str,
         from rlops.errors import StorageError
 
         raise StorageError("a simulated building failed: " + "; ".join(errors[:3]))
-    arms = []
-    per_arm: dict[str, np.ndarray] = {}
-    decisions = 0
-    for arm, label in (("control", "thermostat"), ("canary", policy)):
-        keys = [i for i in results if ("canary" if i % 2 else "control") == arm]
-        merged = {k: np.concatenate([np.asarray(results[i][k]) for i in keys]) for k in results[keys[0]]}
-        days = len(keys) * config.days
-        arms.append(ArmPhase(name, arm, label, days, float(merged["energy_cost"].sum() / days),
-                             float(merged["energy_kwh"].sum() / days), float(merged["comfort_violation"].sum() / days),
-                             float(merged["reward"].mean())))
-        per_arm[arm] = merged["reward"]
-        if arm == "canary":
-            decisions += len(merged["reward"])
-    return arms, per_arm, decisions
+    merged: dict[str, dict[str, list[float]]] = {}
+    for versions in per_building.values():
+        for version, values in versions.items():
+            target = merged.setdefault(version, {k: [] for k in values})
+            for key, items in values.items():
+                target[key].extend(items)
+    arms, decisions = [], 0
+    for version, m in sorted(merged.items()):
+        # A building can change arm mid-day (a canary rolled back), so days are counted in decisions: 96 a day.
+        days = len(m["reward"]) / 96
+        arms.append(ArmPhase(name, labels.get(version, "?"), version, days, float(np.sum(m["energy_cost"]) / days),
+                             float(np.sum(m["energy_kwh"]) / days), float(np.sum(m["comfort_violation"]) / days),
+                             float(np.mean(m["reward"]))))
+        decisions += len(m["reward"])
+    return arms, decisions
 
 
-def _guardrail(per_arm: dict[str, np.ndarray]) -> Any:
-    from rlops.rollout.guardrails import GuardrailConfig, GuardrailMonitor, MetricGuard, ToleranceKind
+def _thermostat_reward(spec: Any, seed: int, days: int = 2) -> float:
+    """The served thermostat rule's mean reward per decision on a few simulated days (sets the guardrail's
+    tolerance: 10% of it)."""
+    from rlops.evaluation.controllers import observation_to_context, schema_for_env
+    from rlops.scenarios.hvac import thermostat_rule
 
-    # Reward per decision (negative cost); the canary may be up to 10% of |control's mean| worse.
-    control = per_arm["control"]
-    tolerance = 0.1 * max(abs(float(control.mean())), 1e-3)
-    monitor = GuardrailMonitor(GuardrailConfig(
-        metrics=(MetricGuard(name="reward", tolerance=tolerance, tolerance_kind=ToleranceKind.ABSOLUTE),),
-        min_samples=96, max_samples=max(len(control), len(per_arm["canary"]))))
-    arms = np.concatenate([np.zeros(len(control), dtype=np.int64), np.ones(len(per_arm["canary"]), dtype=np.int64)])
-    values = np.concatenate([control, per_arm["canary"]])
-    order = np.random.default_rng(0).permutation(len(arms))  # interleaved, as traffic arrives
-    result = None
-    for chunk in np.array_split(order, 8):  # checked after every batch: the sequence is anytime-valid
-        result = monitor.update(arms[chunk], values[chunk])
-    return result
+    env = spec.make()
+    schema = schema_for_env(env, name="hvac")
+    rewards = []
+    for day in range(days):
+        obs, _ = env.reset(seed=seed + 90_000 + day)
+        done = False
+        while not done:
+            action = np.asarray(thermostat_rule(observation_to_context(schema, obs)), dtype=np.float32)
+            obs, reward, terminated, truncated, _ = env.step(action)
+            rewards.append(float(reward))
+            done = terminated or truncated
+    return float(np.mean(rewards))
+
+
+def _verdict(engine: Any, version: str, since_us: int, timeout: float = 15.0) -> tuple[str, str]:
+    """How the server's guardrail ended ``version``'s canary (``promote``/``rollback`` and why); if it has not
+    decided within ``timeout`` seconds, the demo asks the guardrail itself, as ``rlops deploy check`` would."""
+    from rlops.rollout.operations import Rollout
+
+    deadline = time.monotonic() + timeout
+    while True:
+        for change in reversed(engine.store.changes(DEPLOYMENT)):
+            if change.ts_us < since_us:
+                break
+            if change.version == version and change.action in ("promote", "rollback"):
+                said = change.reason if change.reason.startswith(change.actor) else f"{change.actor}: {change.reason}"
+                return change.action, said
+        if time.monotonic() > deadline:
+            check = Rollout(engine, actor="rlops demo").check(DEPLOYMENT)
+            if check.action == "none":
+                reason = check.result.reason if check.result else "no verdict"
+                return "continue", f"no verdict yet ({reason}); the canary stays"
+            continue
+        time.sleep(0.5)
 
 
 def _drift(home: Path, reference: Any, since_us: int) -> list[tuple[str, str, float]]:
@@ -270,120 +306,181 @@ def _reference(spec: Any, controller: Any, seed: int, days: int = 4) -> _Referen
     return _Reference(ReferenceProfile.build(schema, contexts), schema)
 
 
+ALERT_RULES = """\
+# The demo's alert rules (see docs/alerts.md): read by the server's monitor every second.
+resolve_after: 0
+rules:
+  - name: weather-drift
+    signal: drift_psi
+    match: {feature: obs_2}          # the outdoor temperature (the time-of-day features drift in any short window)
+    op: ">"
+    threshold: 0.25
+    severity: warning
+    action: retrain
+    description: a context feature moved away from the serving version's reference profile (PSI > 0.25)
+"""
+
+
 def run(home: Path, config: LifecycleConfig | None = None, say: Say | None = None) -> LifecycleResult:
     """Run the whole lifecycle in ``home`` (see the module docstring); returns what the summary shows."""
+    import os
+
     from rlops.engine import DeploymentSpec, Engine
+    from rlops.engine.deployment import PolicySource
     from rlops.engine.engine import now_us
     from rlops.home import Home
-    from rlops.registry import Lineage, ModelRef, Registry, Stage
+    from rlops.monitoring.alerts import AlertStore
+    from rlops.registry import Lineage, ModelRef, Registry
+    from rlops.rollout.loop import take_trigger
+    from rlops.rollout.operations import Rollout
     from rlops.scenarios.catalog import get_scenario
     from rlops.service.runner import ServiceProcess
-    from rlops.training import recipe, train
+    from rlops.training import SB3Controller, recipe, train
 
     config = config or LifecycleConfig()
+    if config.buildings < 4:
+        raise ValueError("buildings: the lifecycle needs at least 4 buildings (canary, holdout, production)")
     say = say or (lambda _: None)
     started = time.perf_counter()
     result = LifecycleResult()
     spec = get_scenario("hvac")
     shifted = _shifted(spec, config.shift_k)
     work = home / "work"
+    units = [f"building-{i}" for i in range(config.buildings)]
+    salt = balanced_salt(units, config.buildings)
+    thermostat = PolicySource(kind="rule", params={"target": "rlops.scenarios.hvac:thermostat_rule"})
+    baseline = _thermostat_reward(spec, config.seed)
+    # The guardrail's sample: a full day of every canary building (half of them). Rewards within a day are not
+    # exchangeable (a policy that pre-heats at night pays in the morning and saves in the afternoon), so a verdict
+    # on part of a day would judge the wrong thing.
+    per_arm = config.buildings // 2 * 96
 
     say(f"training version 1 on the HVAC scenario ({config.train_steps:,} steps)")
     v1 = train(spec, dataclasses.replace(recipe("hvac", seed=config.seed), steps=config.train_steps),
                progress=False)
     folder_v1 = _save_policy(v1.model, spec.make(), work / "v1")
     say("validating version 1: stress suite against the thermostat, latency")
-    result.gates["v1"], result.reports["v1"], verdict = _validate(folder_v1, spec, config, home / "reports" / "v1")
-    why_v1 = ("gates passed; canary against the thermostat" if verdict != "fail" else
-              "gates FAILED; canary anyway, so the demo shows the guardrail judge it on live traffic")
+    result.gates["v1"], result.reports["v1"], _ = _validate(folder_v1, spec, config, home / "reports" / "v1")
     reference = _reference(spec, v1, config.seed)
-
     with Registry(Home(home)) as registry:
         version = registry.register(MODEL, folder_v1, lineage=Lineage(scenario=spec.id, reward_spec="hvac-cost@1"),
-                                    report=result.reports["v1"].with_name("report.json"), actor="rlops demo")
-        registry.transition(MODEL, version.version, Stage.CANARY, reason=why_v1, actor="rlops demo")
-        result.stages.append((f"v{version.version}", "canary", why_v1))
-        policy_v1 = registry.folder(MODEL, version.version) / "policy"
+                                    report=result.reports["v1"].with_name("report.json"), actor="rlops demo",
+                                    reference=reference.profile)
+    ref_v1 = f"{MODEL}@{version.version}"
 
-    def deploy(policy_folder: Path) -> str:
-        with Engine(home) as engine:
-            applied = engine.apply(DeploymentSpec.from_dict({
-                "name": DEPLOYMENT, "schema": _schema_dict(spec), "reward": REWARD,
-                "policy": {"path": str(policy_folder)}}))
-        return applied.policy_version
-
-    deploy(policy_v1)
-    with ServiceProcess(home) as url:
-        result.url = url
-        arms, per_arm, n = _phase("1. normal weather", spec, url, config, "PPO v1", config.seed, say)
-        result.arms += arms
-        result.decisions_over_http += n
-        g = _guardrail(per_arm)
-        result.guardrails.append(("1. normal weather", g.decision.value, g.reason))
-        with Registry(Home(home)) as registry:
-            if g.decision.value == "promote":
-                registry.transition(MODEL, version.version, Stage.PRODUCTION, actor="rlops demo",
-                                    reason="guardrail: not worse than the thermostat")
-                result.stages.append((f"v{version.version}", "production", "guardrail: not worse than the thermostat"))
-            elif g.decision.value == "rollback":
-                registry.transition(MODEL, version.version, Stage.RETIRED, actor="rlops demo",
-                                    reason=f"guardrail: {g.reason}")
-                result.stages.append((f"v{version.version}", "retired", "rolled back by the guardrail"))
-
-        shift_started = now_us()
-        arms, per_arm, n = _phase(f"2. weather {config.shift_k:+g} K", shifted, url, config, "PPO v1",
-                                  config.seed + 1, say)
-        result.arms += arms
-        result.decisions_over_http += n
-        g = _guardrail(per_arm)
-        result.guardrails.append((f"2. weather {config.shift_k:+g} K", g.decision.value, g.reason))
-        say("checking the live contexts for drift against the training weather")
-        result.drift = _drift(home, reference, shift_started)
-        alerting = [f for f, severity, _ in result.drift if severity == "alert"]
-        if alerting:
-            result.alerts.append(f"drift alert on {DEPLOYMENT}: {', '.join(alerting)} moved beyond the alert "
-                                 "threshold (PSI >= 0.25); retraining")
-
-        say(f"fine-tuning version 2 on the shifted weather ({config.retrain_steps:,} steps)")
-        v2 = _fine_tune(v1.model, shifted, config)
-        folder_v2 = _save_policy(v2, shifted.make(), work / "v2")
-        say("validating version 2 on the shifted weather")
-        result.gates["v2"], result.reports["v2"], verdict = _validate(folder_v2, shifted, config,
-                                                                      home / "reports" / "v2")
-        why_v2 = ("retrained after the drift alert; gates passed" if verdict != "fail" else
-                  "retrained after the drift alert; gates FAILED, canary anyway to show the guardrail")
-        with Registry(Home(home)) as registry:
-            version2 = registry.register(MODEL, folder_v2, lineage=Lineage(scenario=shifted.id,
-                                                                            reward_spec="hvac-cost@1",
-                                                                            parent=ModelRef(MODEL, version.version)),
-                                         report=result.reports["v2"].with_name("report.json"), actor="rlops demo")
-            registry.transition(MODEL, version2.version, Stage.CANARY, reason=why_v2, actor="rlops demo")
-            result.stages.append((f"v{version2.version}", "canary", why_v2))
-            deploy(registry.folder(MODEL, version2.version) / "policy")  # hot swap: the server picks it up
-            time.sleep(1.2)
-            arms, per_arm, n = _phase(f"3. weather {config.shift_k:+g} K, v2", shifted, url, config, "PPO v2",
-                                      config.seed + 2, say)
+    (home / "alerts.yaml").write_text(ALERT_RULES)
+    with Engine(home) as engine:
+        engine.apply(DeploymentSpec.from_dict({
+            "name": DEPLOYMENT, "schema": _schema_dict(spec), "reward": REWARD, "policy": thermostat.model_dump(),
+            "salt": salt, "guardrail": {
+                "metrics": [{"name": "reward", "tolerance": round(0.1 * abs(baseline), 6)}],
+                "min_samples": per_arm, "max_samples": per_arm}}))
+        labels = {f"{DEPLOYMENT}@r1": "thermostat"}
+        rollout = Rollout(engine, actor="rlops demo")
+        rollout.canary(DEPLOYMENT, PolicySource(version=ref_v1), 0.5,
+                       reason="gates passed; canary against the thermostat")
+        labels[ref_v1] = "PPO v1"
+    # The server's monitor looks every second at the last 30 s (a demo's phases last seconds, not hours).
+    previous = {k: os.environ.get(k) for k in ("RLOPS_MONITOR_INTERVAL", "RLOPS_MONITOR_WINDOW")}
+    os.environ.update({"RLOPS_MONITOR_INTERVAL": "1", "RLOPS_MONITOR_WINDOW": "30"})
+    try:
+        with ServiceProcess(home) as url, Engine(home) as engine:
+            result.url = url
+            say(f"dashboard: {url}/ (live while the demo runs)")
+            rollout = Rollout(engine, actor="rlops demo")
+            phase_started = now_us()
+            arms, n = _phase("1. normal weather", spec, url, config, labels, config.seed, say)
             result.arms += arms
             result.decisions_over_http += n
-            g = _guardrail(per_arm)
-            result.guardrails.append((f"3. weather {config.shift_k:+g} K, v2", g.decision.value, g.reason))
-            if g.decision.value == "rollback":
-                registry.transition(MODEL, version2.version, Stage.RETIRED, reason=f"guardrail: {g.reason}",
-                                    actor="rlops demo")
-                result.stages.append((f"v{version2.version}", "retired", "rolled back by the guardrail"))
-                deploy(policy_v1)
+            decision, why = _verdict(engine, ref_v1, phase_started)
+            result.guardrails.append(("1. PPO v1 vs thermostat", decision, why))
+            if decision == "promote":
+                rollout.holdout(DEPLOYMENT, thermostat, 0.25,
+                                reason="keep a quarter of the buildings on the thermostat to measure the lift")
+
+            shift_started = now_us()
+            arms, n = _phase(f"2. weather {config.shift_k:+g} K", shifted, url, config, labels, config.seed + 1, say)
+            result.arms += arms
+            result.decisions_over_http += n
+            say("waiting for the server's monitor: drift against hvac-ppo@1's reference profile")
+            store = AlertStore.for_home(Home(home))
+            deadline = time.monotonic() + 20
+            fired: list[Any] = []
+            while time.monotonic() < deadline and not fired:
+                fired = [a for a in store.list_alerts(since_us=shift_started) if a.rule == "weather-drift"]
+                time.sleep(0.5)
+            for alert in fired:
+                result.alerts.append(f"{alert.rule} on {alert.labels.get('deployment')}: "
+                                     f"{alert.labels.get('feature')} PSI {alert.value:.2f} > 0.25; "
+                                     f"action: {alert.action_result}")
+            result.drift = _drift(home, reference, shift_started)
+            trigger = take_trigger(home, DEPLOYMENT)
+            if trigger is None:
+                say("no retrain trigger from the monitor: retraining anyway, as the demo's script says")
+
+            say(f"fine-tuning version 2 on the shifted weather ({config.retrain_steps:,} steps)")
+            v2 = _fine_tune(v1.model, shifted, config)
+            folder_v2 = _save_policy(v2, shifted.make(), work / "v2")
+            say("validating version 2 on the shifted weather")
+            result.gates["v2"], result.reports["v2"], _ = _validate(folder_v2, shifted, config,
+                                                                    home / "reports" / "v2")
+            with Registry(Home(home)) as registry:
+                version2 = registry.register(MODEL, folder_v2, lineage=Lineage(
+                    scenario=shifted.id, reward_spec="hvac-cost@1", parent=ModelRef(MODEL, version.version)),
+                    report=result.reports["v2"].with_name("report.json"), actor="rlops demo",
+                    reference=_reference(shifted, SB3Controller(v2), config.seed).profile)
+            ref_v2 = f"{MODEL}@{version2.version}"
+            labels[ref_v2] = "PPO v2"
+            production = engine.arms(DEPLOYMENT)[0].policy_version
+            labels.setdefault(production, "production")
+            rollout.shadow(DEPLOYMENT, PolicySource(version=ref_v2), shadow="retrained",
+                           reason="retrained after the weather-drift alert: shadow first")
+            time.sleep(1.2)  # the server picks up a new revision within a second
+            arms, n = _phase(f"3. weather {config.shift_k:+g} K, v2 in shadow", shifted,
+                             url, dataclasses.replace(config, days=1), labels, config.seed + 2, say)
+            result.arms += arms
+            result.decisions_over_http += n
+            canary_share = 0.5  # after [0, 0.25) of the holdout, if there is one: half of the buildings
+            canary_started = now_us()
+            rollout.canary(DEPLOYMENT, PolicySource(version=ref_v2), canary_share,
+                           reason="shadow logged its decisions without errors; canary")
+            time.sleep(1.2)
+            arms, n = _phase(f"4. weather {config.shift_k:+g} K, v2 canary", shifted, url, config, labels,
+                             config.seed + 3, say)
+            result.arms += arms
+            result.decisions_over_http += n
+            decision2, why2 = _verdict(engine, ref_v2, canary_started)
+            result.guardrails.append((f"4. PPO v2 vs {labels.get(production, production)}", decision2, why2))
+            lift = [s for s in _signals(home) if s["name"] in ("lift", "lift_low", "lift_high")]
+            if len(lift) == 3:
+                values = {s["name"]: s["value"] for s in lift}
+                result.lift = (values["lift"], values["lift_low"], values["lift_high"])
+            result.changes = [(c.action, c.version or "", c.actor, c.reason)
+                              for c in engine.store.changes(DEPLOYMENT)]
+    finally:
+        for key, value in previous.items():
+            if value is None:
+                os.environ.pop(key, None)
             else:
-                reason = ("guardrail: not worse than the thermostat" if g.decision.value == "promote"
-                          else "guardrail: no evidence of harm in the demo's sample")
-                registry.transition(MODEL, version2.version, Stage.PRODUCTION, reason=reason, actor="rlops demo")
-                result.stages.append((f"v{version2.version}", "production", reason))
-                # the registry retires whatever was in production before, in the same transaction
-                retired = [t for t in registry.history(MODEL, version.version)
-                           if t.to_stage is Stage.RETIRED and t.reason.startswith("replaced by")]
-                if retired:  # only if v1 was in production (a phase-1 rollback retired it already)
-                    result.stages.append((f"v{version.version}", "retired", retired[-1].reason))
+                os.environ[key] = value
+    with Registry(Home(home)) as registry:
+        for v in registry.versions(MODEL):
+            for t in registry.history(MODEL, v.version):
+                result.stages.append((f"{MODEL}@{v.version}", t.to_stage.value, t.reason))
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _signals(home: Path) -> list[dict[str, Any]]:
+    """The monitor's latest signals (``HOME/monitoring/signals.json``), ``[]`` before its first look."""
+    import json
+
+    from rlops.monitoring.watch import SIGNALS_FILE
+
+    try:
+        return list(json.loads((home / SIGNALS_FILE).read_text())["signals"])
+    except (OSError, ValueError, KeyError):
+        return []
 
 
 def _schema_dict(spec: Any) -> dict[str, Any]:
@@ -429,8 +526,9 @@ def write_summary(result: LifecycleResult, path: Path) -> Path:
     sections = [
         ("KPIs", table(["phase", "arm", "policy", "building-days", "cost/day $", "kWh/day", "comfort K·h/day",
                         "reward/decision"],
-                       [[a.phase, a.arm, a.policy, str(a.days), f"{a.cost_per_day:.3f}", f"{a.energy_kwh_per_day:.2f}",
-                         f"{a.comfort_degree_hours_per_day:.3f}", f"{a.reward_per_decision:.4f}"]
+                       [[a.phase, a.arm, a.policy, f"{a.days:.1f}", f"{a.cost_per_day:.3f}",
+                         f"{a.energy_kwh_per_day:.2f}", f"{a.comfort_degree_hours_per_day:.3f}",
+                         f"{a.reward_per_decision:.4f}"]
                         for a in result.arms]) + charts),
         ("Gates", "".join(f"<h3>{escape(v)} (<a href='{escape(str(p.relative_to(path.parent)))}'>report</a>)</h3>"
                           + table(["gate", "status", "numbers"], [list(g) for g in result.gates.get(v, [])])
@@ -439,8 +537,13 @@ def write_summary(result: LifecycleResult, path: Path) -> Path:
         ("Drift after the weather shift", table(["feature", "severity", "PSI"],
                                                 [[f, s, f"{p:.3f}"] for f, s, p in result.drift])),
         ("Alerts", table(["alert"], [[a] for a in result.alerts]) if result.alerts else "<p>none</p>"),
+        ("Rollout history of deployment hvac", table(["action", "version", "by", "why"],
+                                                      [list(c) for c in result.changes])),
         ("Registry stages", table(["version", "stage", "why"], [list(s) for s in result.stages])),
     ]
+    if result.lift is not None:
+        sections.insert(3, ("Lift over the thermostat holdout", "<p>production minus holdout, reward per decision: "
+                            f"{result.lift[0]:+.4f} (95% interval {result.lift[1]:+.4f} to {result.lift[2]:+.4f})</p>"))
     body = "".join(f"<h2>{escape(t)}</h2>{h}" for t, h in sections)
     css = ("body{font-family:system-ui,sans-serif;max-width:900px;margin:2rem auto;color:#1a202c}"
            "table{border-collapse:collapse;width:100%;font-size:.9rem}th,td{padding:.3rem .5rem;"

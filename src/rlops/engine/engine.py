@@ -37,7 +37,7 @@ from rlops.events import EventLog
 from rlops.events.ids import id_time_ms, looks_like_id, new_id
 from rlops.events.join import CLOCK_SKEW_US, JoinResult, join, orphan_outcomes
 from rlops.events.log import IndexCursor
-from rlops.events.records import DecisionRecord, Mode, OutcomeRecord
+from rlops.events.records import DECISION_SCHEMA, OUTCOME_SCHEMA, DecisionRecord, Mode, OutcomeRecord
 from rlops.home import Home
 from rlops.policies import BasePolicy, LearningBatch, PolicyInput, kinds, load_policy, save_policy
 from rlops.registry import ModelRef, Registry
@@ -217,6 +217,64 @@ def default_idempotency_key(decision_id: str, fields: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:32]
 
 
+class _LearnFeed:
+    """What online learning has read of the log: a cursor, and the served decisions (with their outcomes) not
+    learned yet. Decisions leave when learned, or when their window has closed and no arm can learn them."""
+
+    #: Outcomes whose decision has not been read yet are kept this long (their decision is in a segment read
+    #: later in the same pass, or in the next), microseconds.
+    ORPHAN_US = 600_000_000
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.cursor = IndexCursor()
+        self.decisions: dict[str, pa.Table] = {}
+        self.outcomes = OUTCOME_SCHEMA.empty_table()
+
+    def _read(self, log: EventLog) -> None:
+        decisions, outcomes = log.read_since(self.cursor)
+        if decisions.num_rows:
+            served = decisions.filter(pc.equal(decisions["mode"], Mode.SERVED.value))
+            names = served["deployment"]
+            for name in pc.unique(names).to_pylist():
+                fresh = served.filter(pc.equal(names, name))
+                known = self.decisions.get(name)
+                if known is not None:  # a rescanned segment can give rows again
+                    fresh = fresh.filter(pc.invert(pc.is_in(fresh["decision_id"], known["decision_id"])))
+                    fresh = pa.concat_tables([known, fresh])
+                self.decisions[name] = fresh
+        if outcomes.num_rows:
+            self.outcomes = pa.concat_tables([self.outcomes, outcomes])
+
+    def joinable(self, log: EventLog, deployment: str, spec: DeploymentSpec, now: int) -> pa.Table:
+        """The deployment's interactions among the decisions not learned yet (``include_pending`` join)."""
+        self._read(log)
+        decisions = self.decisions.get(deployment)
+        if decisions is None or decisions.num_rows == 0:
+            return join(DECISION_SCHEMA.empty_table(), self.outcomes.slice(0, 0), spec.reward,
+                        deployment=deployment, window_seconds=spec.window_seconds, as_of_us=now,
+                        include_pending=True).interactions
+        mine = self.outcomes.filter(pc.is_in(self.outcomes["decision_id"], decisions["decision_id"]))
+        return join(decisions, mine, spec.reward, deployment=deployment, window_seconds=spec.window_seconds,
+                    as_of_us=now, include_pending=True).interactions
+
+    def settle(self, deployment: str, joined: pa.Table, versions: set[str], window_us: int, now: int) -> None:
+        """Forget what was learned, decisions whose window has closed, and stale outcomes."""
+        decisions = self.decisions.get(deployment)
+        if decisions is None:
+            return
+        done = joined.filter(pc.is_in(joined["policy_version"], pa.array(sorted(versions), pa.string())))
+        keep = pc.invert(pc.is_in(decisions["decision_id"], done["decision_id"]))
+        # A decision whose window has closed and that was not learned now never will be (late outcomes are
+        # dead letters).
+        open_window = pc.greater(pc.add(pc.cast(decisions["ts"], pa.int64()), window_us), now)
+        self.decisions[deployment] = decisions.filter(pc.and_(keep, open_window))
+        waiting = pa.concat_tables([t.select(["decision_id"]) for t in self.decisions.values()])
+        recent = pc.greater(pc.cast(self.outcomes["ts"], pa.int64()), now - self.ORPHAN_US)
+        self.outcomes = self.outcomes.filter(pc.or_(pc.is_in(self.outcomes["decision_id"], waiting["decision_id"]),
+                                                    recent))
+
+
 class Engine:
     """Decide, log, report and join, for every deployment in one home folder.
 
@@ -245,6 +303,7 @@ class Engine:
         self._keys: set[tuple[str, str]] | None = None
         # Contexts of recent decisions, so reward specs that read context need no log scan at report time.
         self._contexts: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._feed = _LearnFeed()
         #: Called with the shadow decisions of every batch after they are logged (the service counts them).
         self.on_shadow: Callable[[list[DecisionRecord]], None] | None = None
 
@@ -343,12 +402,24 @@ class Engine:
     def deployments(self) -> list[Revision]:
         return [self.store.latest(name) for name in self.store.names()]
 
-    def _load(self, revision: Revision) -> _Runtime:
-        """Load every arm of a revision; a registered version is verified (signature, every file) each time."""
+    def _load(self, revision: Revision, previous: _Runtime | None = None) -> _Runtime:
+        """Load every arm of a revision; a registered version is verified (signature, every file) each time.
+
+        An arm whose policy the previous revision already served (same version and source) is carried over as it
+        is in memory, with what it learned online: adding a canary must not make production forget.
+        """
         spec = revision.deployment_spec()
         arms = []
         stream = () if self.stream is None else (self.stream,)
+        kept = {} if previous is None else {(a.info.policy_version, a.info.source): a for a in previous.arms}
         for i, stored in enumerate(revision.arms):
+            info = ArmInfo(Role(stored["role"]), stored["name"], stored["version"], float(stored["fraction"]),
+                           self._describe(spec, stored["role"], stored["name"]))
+            carried = kept.get((info.policy_version, info.source))
+            if carried is not None and (carried.info.role is Role.SHADOW) == (info.role is Role.SHADOW):
+                carried.info = info
+                arms.append(carried)
+                continue
             if "registry" in stored:
                 ref = ModelRef.parse(stored["registry"], "version", require_version=True)
                 with Registry(self.home) as registry:
@@ -357,8 +428,6 @@ class Engine:
                 policy = load_policy(stored["folder"])
             # Production keeps the stream it always had; other arms get their own.
             rng = np.random.default_rng([spec.seed, revision.revision, *stream, *((1000 + i,) if i else ())])
-            info = ArmInfo(Role(stored["role"]), stored["name"], stored["version"], float(stored["fraction"]),
-                           self._describe(spec, stored["role"], stored["name"]))
             arms.append(_Arm(info, policy, rng))
         return _Runtime(revision, spec, arms)
 
@@ -387,7 +456,7 @@ class Engine:
             revision = self.store.latest(name)
             if runtime is None or revision.revision != runtime.revision.revision:
                 try:
-                    loaded = self._load(revision)
+                    loaded = self._load(revision, runtime)
                 except (ConfigError, NotFoundError, StorageError) as e:
                     if runtime is None:
                         raise
@@ -727,8 +796,13 @@ class Engine:
         """Update online-learning policies from joined interactions they have not seen yet; returns how many.
 
         Each served arm (production, canary, holdout) whose policy can update learns from the decisions it made
-        itself: its policy version's interactions. A new revision starts from the saved policy again and relearns
-        its version's history. Concurrent calls are safe: each interaction is learned once.
+        itself: its policy version's interactions. An arm keeps what it learned across revisions that keep its
+        policy (see :meth:`_load`). Concurrent calls are safe: each interaction is learned once.
+
+        With ``include_pending`` (what the service's supervisor uses), a pass reads only what the log gained since
+        the last pass and keeps, in memory, the decisions still waiting for an outcome (at most a window's worth):
+        its cost follows the traffic, not the size of the log. Without it, the whole log is joined (interactions
+        whose window has closed only).
         """
         runtime = self._runtime(deployment)
         if not runtime.spec.learning.online:
@@ -737,8 +811,15 @@ class Engine:
                     if arm.info.role is not Role.SHADOW and getattr(arm.policy, "update", None) is not None]
         if not learners:
             return 0
-        table = self.interactions(deployment, include_pending=include_pending).interactions
-        return sum(self._learn_arm(runtime, arm, table) for arm in learners)
+        if not include_pending:
+            table = self.interactions(deployment).interactions
+            return sum(self._learn_arm(runtime, arm, table) for arm in learners)
+        with self._feed.lock:
+            table = self._feed.joinable(self.log, deployment, runtime.spec, now_us())
+            learned = sum(self._learn_arm(runtime, arm, table) for arm in learners)
+            self._feed.settle(deployment, table, {arm.info.policy_version for arm in learners}, runtime.window_us,
+                              now_us())
+        return learned
 
     @staticmethod
     def _learn_arm(runtime: _Runtime, arm: _Arm, table: pa.Table) -> int:

@@ -447,6 +447,38 @@ class EventLog:
         self.update_decision_index(index, IndexCursor())
         return index
 
+    def _since(self, cursor: IndexCursor) -> Iterator[tuple[str, list[list[Any]] | None]]:
+        """What was stored since ``cursor``, moving it on: ``(stem, tagged rows)`` for the new frames of a live
+        segment, ``(stem, None)`` for a compacted part not seen yet (the caller reads the part).
+
+        Reads each segment only from where the cursor left it. If the bytes at the cursor do not start a good frame
+        (a frame being written right now, or a writer that cut its file back after a failed write and rewrote from
+        an earlier point), the segment is read from its start again: rows may then come twice, so callers keep
+        what they have by id.
+        """
+        snapshot = Snapshot.take(self._layout)
+        segments = set(snapshot.segments)
+        for stem in snapshot.stems():
+            if stem in segments and not snapshot.committed(stem):
+                start = cursor.offsets.get(stem, 0)
+                data = read_segment(self._layout.segment(stem), start, until_zeros=True)
+                if data is not None:
+                    scan = scan_segment(data, resume=start > 0)
+                    if start > 0 and scan.good_end == 0 and data[:1] not in (b"", b"\0"):
+                        data = read_segment(self._layout.segment(stem), 0, until_zeros=True)
+                        start = 0
+                        scan = scan_segment(data) if data is not None else scan
+                    yield stem, decode_rows(scan.payloads)
+                    if start > 0 or scan.good_end > 0:
+                        cursor.offsets[stem] = start + scan.good_end
+                    continue
+                # Gone since the listing: a compaction committed its parts and deleted it.
+            if stem in cursor.parts:
+                continue
+            yield stem, None
+            cursor.parts.add(stem)
+            cursor.offsets.pop(stem, None)
+
     def update_decision_index(self, index: dict[str, tuple[str, int]], cursor: IndexCursor) -> int:
         """Add to ``index`` the decisions stored (by any writer) since ``cursor``, and move the cursor on.
 
@@ -462,30 +494,11 @@ class EventLog:
         before = len(index)
         columns = ["decision_id", "deployment", "ts"]
         try:
-            snapshot = Snapshot.take(self._layout)
-            segments = set(snapshot.segments)
-            for stem in snapshot.stems():
-                if stem in segments and not snapshot.committed(stem):
-                    start = cursor.offsets.get(stem, 0)
-                    data = read_segment(self._layout.segment(stem), start, until_zeros=True)
-                    if data is not None:
-                        scan = scan_segment(data, resume=start > 0)
-                        if start > 0 and scan.good_end == 0 and data[:1] not in (b"", b"\0"):
-                            # Bytes at the cursor that do not start a good frame: a frame being written right now,
-                            # or the writer cut the file back after a failed write and rewrote from an earlier
-                            # point, so the cursor is no longer on a frame boundary. Scan from the start again
-                            # (already-indexed ids are kept; setdefault never overwrites).
-                            data = read_segment(self._layout.segment(stem), 0, until_zeros=True)
-                            start = 0
-                            scan = scan_segment(data) if data is not None else scan
-                        for row in decode_rows(scan.payloads):
-                            if row[0] == TAG_DECISION:
-                                index.setdefault(row[1], (row[3], row[2]))
-                        if start > 0 or scan.good_end > 0:
-                            cursor.offsets[stem] = start + scan.good_end
-                        continue
-                    # Gone since the listing: a compaction committed its parts and deleted it.
-                if stem in cursor.parts:
+            for stem, rows in self._since(cursor):
+                if rows is not None:
+                    for row in rows:
+                        if row[0] == TAG_DECISION:
+                            index.setdefault(row[1], (row[3], row[2]))  # setdefault: a rescan never overwrites
                     continue
                 part = _read_part(self._layout.decision_part(stem), columns)
                 if part is None:
@@ -495,11 +508,45 @@ class EventLog:
                 ts = pc.cast(part.column("ts"), pa.int64()).to_pylist()
                 for decision_id, deployment, t in zip(ids, deployments, ts, strict=True):
                     index.setdefault(decision_id, (deployment, t))
-                cursor.parts.add(stem)
-                cursor.offsets.pop(stem, None)
         except OSError as e:
             raise StorageError(f"cannot read the event log at {self.root}: {e}") from e
         return len(index) - before
+
+    def read_since(self, cursor: IndexCursor) -> tuple[pa.Table, pa.Table]:
+        """The decisions and the outcomes stored (by any writer) since ``cursor``, and move the cursor on.
+
+        Costs what was written since, not the size of the log. A record may come again after a segment had to be
+        rescanned (see :meth:`_since`): keep decisions by id and outcomes by ``(decision_id, idempotency_key)``.
+
+        Raises:
+            StorageError: a file could not be read.
+        """
+        decisions: list[pa.Table] = []
+        outcomes: list[pa.Table] = []
+        try:
+            for stem, rows in self._since(cursor):
+                if rows is not None:
+                    mine = [r for r in rows if r[0] == TAG_DECISION]
+                    theirs = [r for r in rows if r[0] == TAG_OUTCOME]
+                    if mine:
+                        decisions.append(decision_table(mine))
+                    if theirs:
+                        outcomes.append(outcome_table(theirs))
+                    continue
+                for parts, path in ((decisions, self._layout.decision_part(stem)),
+                                    (outcomes, self._layout.outcome_part(stem))):
+                    part = _read_part(path)
+                    if part is not None:
+                        parts.append(part)
+        except OSError as e:
+            raise StorageError(f"cannot read the event log at {self.root}: {e}") from e
+
+        def concat(tables: list[pa.Table], schema: pa.Schema) -> pa.Table:
+            if not tables:
+                return schema.empty_table()
+            return pa.concat_tables([t.cast(schema) if t.schema != schema else t for t in tables])
+
+        return concat(decisions, DECISION_SCHEMA), concat(outcomes, OUTCOME_SCHEMA)
 
     def seen_outcome_keys(self) -> set[str]:
         """Idempotency keys of every stored outcome (a fresh set).
