@@ -395,8 +395,9 @@ class Engine:
 
         revision, created = self.store.add(spec.name, spec.content_hash(), stored)
         with self._lock:
-            if created:
-                self._runtimes.pop(spec.name, None)  # next decision loads the new revision
+            stale = self._runtimes.get(spec.name)
+            if created and stale is not None:
+                stale.checked_at = -math.inf  # the next decision loads the new revision (carrying kept arms over)
         return ApplyResult(spec.name, revision.revision, created, revision.policy_version)
 
     def deployments(self) -> list[Revision]:
