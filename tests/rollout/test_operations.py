@@ -204,3 +204,19 @@ def test_spec_file_with_rollout_sections_round_trips(tmp_path: Path) -> None:
 
 def test_rules_are_importable() -> None:
     assert always_news({}) == "news" and always_food({}) == "food"
+
+
+def test_a_newer_revision_that_does_not_load_leaves_the_running_engine_serving(engine: Engine, tmp_path: Path) -> None:
+    folder = save_policy(RulePolicy(WORLD.schema, always_food), tmp_path / "food")
+    with Registry(engine.home) as registry:
+        v = registry.register("food-model", folder)
+        version_folder = registry.folder("food-model", v.version)
+    traffic(engine, 10)  # the running engine serves revision 1
+    with Engine(engine.home) as other:  # another process puts a registered canary in: revision 2
+        Rollout(other).canary("news", parse_source(f"food-model@{v.version}"), 0.5, reason="looks fine")
+    manifest = next(version_folder.rglob("manifest.json"))
+    manifest.write_text(manifest.read_text().replace('"epsilon": 0.0', '"epsilon": 0.5'))  # then it is tampered
+    engine._runtimes["news"].checked_at = -1e18  # as if a second had passed
+    served = traffic(engine, 50)
+    assert engine.serving_revision("news") == 1  # the tampered revision 2 was refused ...
+    assert {d.policy_version for _, d in served} == {"news@r1"}  # ... and nothing failed meanwhile

@@ -10,7 +10,8 @@ Steps and what moves a cycle on:
 ``train``     fit a candidate from the deployment's joined interactions (``rlops.training.offline``)
 ``validate``  the validation gates on the logged data (:func:`rlops.evaluation.validate.validate`); a FAIL ends the
               cycle as ``rejected``
-``register``  a signed registry version with lineage (the event range, reward spec, parent) and the report
+``register``  a signed registry version with lineage (the event range, reward spec, parent), the report, and the
+              reference profile of the interactions it was trained on (what drift is measured against)
 ``shadow``    the candidate decides next to production until ``shadow_decisions`` shadow decisions are logged
 ``canary``    a sticky ``canary_fraction`` of units, until the guardrail promotes it or rolls it back (or
               ``canary_timeout`` passes: then it is rolled back, the safe choice)
@@ -241,10 +242,18 @@ class Loop:
             if again:  # registered before an interruption: use it, do not register twice
                 version = again[-1]
             else:
+                from rlops.monitoring.reference import profile_interactions
+
                 events = events_fingerprint(self.engine.log, self.deployment, end_us=state.trained_us)
                 lineage = Lineage(events=events, reward_spec=self.engine.reward_spec(self.deployment).ref,
                                   parent=parent)
-                version = registry.register(name, folder, lineage=lineage, report=state.report, actor="loop")
+                # The reference profile drift is measured against: the interactions it was trained on.
+                trained_on = self.engine.interactions(self.deployment, as_of_us=state.trained_us,
+                                                      include_pending=True).interactions
+                reference = profile_interactions(trained_on, self.engine.spec(self.deployment).schema_,
+                                                 seed=self.config.seed)
+                version = registry.register(name, folder, lineage=lineage, report=state.report, actor="loop",
+                                            reference=reference)
         state.candidate = f"{version.name}@{version.version}"
         state.step = Step.SHADOW if self.config.shadow_decisions else Step.CANARY
         self._save(state, f"registered {state.candidate}")
