@@ -101,35 +101,55 @@ class Supervisor:
         self.rollout = Rollout(engine, actor=actor)
         self.hooks = list(hooks or [])
         self.lock = LeaderLock(engine.home.root / "supervisor.lock")
+        self._lock_guard = threading.Lock()
         self._last_learn: dict[str, float] = {}
         self._since_snapshot: dict[str, int] = {}
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
 
     @property
     def leader(self) -> bool:
-        return self.lock.acquire()
+        with self._lock_guard:  # both threads ask; the lock file is opened once
+            return self.lock.acquire()
 
     def tick(self, now: float | None = None) -> TickReport:
         """Do whatever is due now; ``now`` is a ``time.monotonic()`` value (default: the current one)."""
+        report = self.tick_learning(now)
+        leader_report = self.tick_leader()
+        report.checks, report.errors = leader_report.checks, report.errors + leader_report.errors
+        return report
+
+    def tick_learning(self, now: float | None = None) -> TickReport:
+        """Online learning (every process) and snapshots (the leader) that are due now."""
         now = time.monotonic() if now is None else now
         report = TickReport()
         leader = self.leader
         for name in self.engine.store.names():
             try:
                 self._learn(name, now, leader, report)
-                if leader and self.engine.spec(name).canary is not None:
+            except RlopsError as e:
+                report.errors.append(f"{name}: {e}")
+                log.warning("supervisor: deployment %s: %s", name, e)
+        return report
+
+    def tick_leader(self) -> TickReport:
+        """Guardrails and hooks, in the leader process only (nothing elsewhere)."""
+        report = TickReport()
+        if not self.leader:
+            return report
+        for name in self.engine.store.names():
+            try:
+                if self.engine.spec(name).canary is not None:
                     report.checks.append(self.rollout.check(name))
             except RlopsError as e:
                 report.errors.append(f"{name}: {e}")
                 log.warning("supervisor: deployment %s: %s", name, e)
-        if leader:
-            for hook in self.hooks:
-                try:
-                    hook(self.engine)
-                except Exception as e:  # a broken hook must not stop learning or guardrails
-                    report.errors.append(f"hook {getattr(hook, '__name__', hook)}: {e}")
-                    log.exception("supervisor hook failed")
+        for hook in self.hooks:
+            try:
+                hook(self.engine)
+            except Exception as e:  # a broken hook must not stop learning or guardrails
+                report.errors.append(f"hook {getattr(hook, '__name__', hook)}: {e}")
+                log.exception("supervisor hook failed")
         return report
 
     def _learn(self, name: str, now: float, leader: bool, report: TickReport) -> None:
@@ -168,23 +188,27 @@ class Supervisor:
     # ---- the background thread ----------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Tick every ``interval`` seconds in a daemon thread until :meth:`stop`."""
-        if self._thread is not None:
+        """Tick every ``interval`` seconds in two daemon threads until :meth:`stop`: one learns (so a slow
+        guardrail check or monitor pass never delays what the policies learn), one does the leader's work."""
+        if self._threads:
             return
-        self._thread = threading.Thread(target=self._run, name="rlops-supervisor", daemon=True)
-        self._thread.start()
+        self._threads = [threading.Thread(target=self._run, args=(work,), name=f"rlops-supervisor-{label}",
+                                          daemon=True)
+                         for label, work in (("learning", self.tick_learning), ("leader", self.tick_leader))]
+        for thread in self._threads:
+            thread.start()
 
-    def _run(self) -> None:
+    def _run(self, work: Callable[[], TickReport]) -> None:
         while not self._stop.wait(self.interval):
             try:
-                self.tick()
+                work()
             except Exception:  # the thread must outlive any one bad tick
                 log.exception("supervisor tick failed")
 
     def stop(self) -> None:
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
-            self._thread = None
+        for thread in self._threads:
+            thread.join(timeout=30)
+        self._threads = []
         self.lock.release()
 
