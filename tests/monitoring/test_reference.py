@@ -13,6 +13,7 @@ from rlops.engine import DeploymentSpec, Engine
 from rlops.engine.reports import export_parquet
 from rlops.errors import NotFoundError, ValidationError
 from rlops.events.join import flatten_context
+from rlops.events.tables import served_in
 from rlops.home import Home
 from rlops.monitoring.drift import CategoricalProfile, ReferenceProfile
 from rlops.monitoring.reference import (
@@ -22,7 +23,6 @@ from rlops.monitoring.reference import (
     profile_interactions,
     profile_parquet,
     registered_reference,
-    served_in,
 )
 from rlops.policies import LinUCB, save_policy
 from rlops.registry import ModelRef, Registry

@@ -13,9 +13,10 @@ import pytest
 
 from rlops.engine import DeploymentSpec, Engine
 from rlops.errors import NotFoundError, ValidationError
+from rlops.events.tables import parse_time_us
 from rlops.home import Home
 from rlops.monitoring.drift import Metric, ReferenceProfile, Severity
-from rlops.monitoring.report import ReferenceKind, iso, parse_time_us, render_html, window_drift, write_html
+from rlops.monitoring.report import ReferenceKind, iso, render_html, window_drift, write_html
 from rlops.policies import LinUCB, save_policy
 from rlops.registry import ModelRef, Registry
 from rlops.scenarios import SyntheticBandit
@@ -150,7 +151,7 @@ def test_errors_name_the_option(shifted: Home, tmp_path: Path) -> None:
     with pytest.raises(NotFoundError, match="deployment 'nope'"):
         window_drift(shifted, "nope", window_s=3600)
     with pytest.raises(ValidationError) as info:
-        window_drift(shifted, "news", window_s=60, end_us=parse_time_us("2001-01-01T00:00:00Z"))
+        window_drift(shifted, "news", window_s=60, end_us=parse_time_us("2001-01-01T00:00:00Z", "end"))
     assert info.value.field == "window" and "no served decisions" in info.value.rule and "--window" in str(info.value)
     with pytest.raises(ValidationError) as info:
         window_drift(shifted, "news", window_s=0)
@@ -175,8 +176,8 @@ def test_too_few_decisions_in_the_window(tmp_path: Path) -> None:
 
 
 def test_times() -> None:
-    assert parse_time_us("2024-06-01T00:00:00Z") == parse_time_us("2024-06-01") == 1_717_200_000_000_000
-    assert parse_time_us("123") == 123
+    assert parse_time_us("2024-06-01T00:00:00Z", "end") == parse_time_us("2024-06-01", "end") == 1_717_200_000_000_000
+    assert parse_time_us("123", "end") == 123
     assert iso(1_717_200_000_000_000) == "2024-06-01T00:00:00Z"
     with pytest.raises(ValidationError, match="end"):
-        parse_time_us("yesterday")
+        parse_time_us("yesterday", "end")

@@ -107,8 +107,9 @@ def drift_report(
     --fail-on says otherwise (then 1 when drift reaches that severity); bad options exit 2."""
     import json
 
+    from rlops.events.tables import parse_time_us
     from rlops.monitoring.drift import Severity
-    from rlops.monitoring.report import parse_time_us, window_drift, write_html
+    from rlops.monitoring.report import window_drift, write_html
     from rlops.registry import ModelRef
 
     window_s = _seconds(window, "--window")

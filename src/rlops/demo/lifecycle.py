@@ -219,23 +219,33 @@ def _phase(name: str, spec: Any, url: str, config: LifecycleConfig, labels: dict
     return arms, decisions
 
 
-def _thermostat_reward(spec: Any, seed: int, days: int = 2) -> float:
-    """The served thermostat rule's mean reward per decision on a few simulated days (sets the guardrail's
-    tolerance: 10% of it)."""
+def _simulate(spec: Any, act: Callable[[Any, dict[str, Any]], Any], first_seed: int, days: int
+              ) -> tuple[Any, list[dict[str, Any]], list[float]]:
+    """Run ``days`` simulated days locally; ``act(observation, context)`` chooses. Returns the schema, the
+    contexts seen and the rewards."""
     from rlops.evaluation.controllers import observation_to_context, schema_for_env
-    from rlops.scenarios.hvac import thermostat_rule
 
     env = spec.make()
     schema = schema_for_env(env, name="hvac")
-    rewards = []
+    contexts, rewards = [], []
     for day in range(days):
-        obs, _ = env.reset(seed=seed + 90_000 + day)
+        obs, _ = env.reset(seed=first_seed + day)
         done = False
         while not done:
-            action = np.asarray(thermostat_rule(observation_to_context(schema, obs)), dtype=np.float32)
-            obs, reward, terminated, truncated, _ = env.step(action)
+            context = observation_to_context(schema, obs)
+            contexts.append(context)
+            obs, reward, terminated, truncated, _ = env.step(np.asarray(act(obs, context), dtype=np.float32))
             rewards.append(float(reward))
             done = terminated or truncated
+    return schema, contexts, rewards
+
+
+def _thermostat_reward(spec: Any, seed: int, days: int = 2) -> float:
+    """The served thermostat rule's mean reward per decision on a few simulated days (sets the guardrail's
+    tolerance: 10% of it)."""
+    from rlops.scenarios.hvac import thermostat_rule
+
+    _, _, rewards = _simulate(spec, lambda _, context: thermostat_rule(context), seed + 90_000, days)
     return float(np.mean(rewards))
 
 
@@ -290,19 +300,9 @@ class _Reference:
 
 def _reference(spec: Any, controller: Any, seed: int, days: int = 4) -> _Reference:
     """The reference profile of the training weather: contexts the policy saw over a few simulated days."""
-    from rlops.evaluation.controllers import observation_to_context, schema_for_env
     from rlops.monitoring.drift import ReferenceProfile
 
-    env = spec.make()
-    schema = schema_for_env(env, name="hvac")
-    contexts = []
-    for day in range(days):
-        obs, _ = env.reset(seed=seed + 50_000 + day)
-        done = False
-        while not done:
-            contexts.append(observation_to_context(schema, obs))
-            obs, _, terminated, truncated, _ = env.step(controller.act(obs))
-            done = terminated or truncated
+    schema, contexts, _ = _simulate(spec, lambda obs, _: controller.act(obs), seed + 50_000, days)
     return _Reference(ReferenceProfile.build(schema, contexts), schema)
 
 
@@ -317,7 +317,7 @@ rules:
     threshold: 0.25
     severity: warning
     action: retrain
-    description: a context feature moved away from the serving version's reference profile (PSI > 0.25)
+    description: the outdoor temperature moved away from the serving version's reference profile (PSI > 0.25)
 """
 
 

@@ -85,3 +85,37 @@ def outcome_records(table: pa.Table) -> Iterator[OutcomeRecord]:
     d = _as_pydict(table)
     for decision_id, ts, fields, key in zip(*(d[name] for name in _OUTCOME_NAMES), strict=True):
         yield OutcomeRecord(decision_id=decision_id, ts=ts, fields=json.loads(fields), idempotency_key=key)
+
+
+def served_in(table: pa.Table, deployment: str, start_us: int | None = None, end_us: int | None = None) -> pa.Table:
+    """Rows of ``table`` (decisions or interactions) served by ``deployment`` with ``start_us <= ts < end_us``
+    (shadow decisions left out: nobody acted on them)."""
+    mask = pc.and_(pc.equal(table["deployment"], deployment), pc.equal(table["mode"], Mode.SERVED.value))
+    ts = pc.cast(table["ts"], pa.int64())
+    if start_us is not None:
+        mask = pc.and_(mask, pc.greater_equal(ts, start_us))
+    if end_us is not None:
+        mask = pc.and_(mask, pc.less(ts, end_us))
+    return table.filter(mask)
+
+
+def parse_time_us(text: str, field: str) -> int:
+    """A time given as integer microseconds since the epoch or ISO 8601 (naive means UTC), in microseconds.
+
+    Raises:
+        ValidationError: naming ``field``.
+    """
+    import datetime as dt
+
+    from rlops.errors import ValidationError
+
+    text = text.strip()
+    if text.lstrip("-").isdigit():
+        return int(text)
+    try:
+        moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as e:
+        raise ValidationError(field, f"{text!r} is neither an ISO 8601 time nor microseconds since the epoch") from e
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return round(moment.timestamp() * 1_000_000)

@@ -22,10 +22,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from rlops.errors import ConfigError, NotFoundError, ValidationError
-from rlops.events.records import Mode
+from rlops.events.tables import served_in
 from rlops.monitoring.drift.profile import ReferenceProfile
 from rlops.schema import Schema
 from rlops.schema.actions import BoxActions, DiscreteActions
@@ -119,17 +118,6 @@ def logged_rewards(table: pa.Table) -> npt.NDArray[np.float64] | None:
     if "reward" not in table.column_names or table["reward"].null_count:
         return None
     return np.asarray(table["reward"].to_numpy(zero_copy_only=False), dtype=np.float64)
-
-
-def served_in(table: pa.Table, deployment: str, start_us: int | None = None, end_us: int | None = None) -> pa.Table:
-    """Rows of ``table`` (decisions or interactions) served by ``deployment`` with ``start_us <= ts < end_us``."""
-    mask = pc.and_(pc.equal(table["deployment"], deployment), pc.equal(table["mode"], Mode.SERVED.value))
-    ts = pc.cast(table["ts"], pa.int64())
-    if start_us is not None:
-        mask = pc.and_(mask, pc.greater_equal(ts, start_us))
-    if end_us is not None:
-        mask = pc.and_(mask, pc.less(ts, end_us))
-    return table.filter(mask)
 
 
 # ---- building profiles --------------------------------------------------------------------------------------------

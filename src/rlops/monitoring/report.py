@@ -26,6 +26,7 @@ import numpy.typing as npt
 import pyarrow.compute as pc
 
 from rlops.errors import ValidationError
+from rlops.events.tables import served_in
 from rlops.files import write_atomic
 from rlops.monitoring.drift import (
     BatchDriftReport,
@@ -46,7 +47,6 @@ from rlops.monitoring.reference import (
     logged_rewards,
     profile_interactions,
     registered_reference,
-    served_in,
 )
 from rlops.schema import Schema
 from rlops.schema.actions import BoxActions, DiscreteActions
@@ -198,24 +198,6 @@ class WindowDriftReport:
 def iso(us: int) -> str:
     """Microseconds since the epoch as ``2024-06-01T12:00:00Z``."""
     return dt.datetime.fromtimestamp(us / 1e6, dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def parse_time_us(text: str, field: str = "end") -> int:
-    """An ISO 8601 time (naive means UTC) or integer microseconds since the epoch, as microseconds.
-
-    Raises:
-        ValidationError: naming ``field``.
-    """
-    text = text.strip()
-    if text.lstrip("-").isdigit():
-        return int(text)
-    try:
-        moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError as e:
-        raise ValidationError(field, f"{text!r} is neither an ISO 8601 time nor microseconds since the epoch") from e
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.UTC)
-    return round(moment.timestamp() * 1_000_000)
 
 
 def _duration(seconds: float) -> str:

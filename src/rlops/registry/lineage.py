@@ -15,12 +15,10 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.compute as pc
-
 from rlops import __version__
 from rlops.errors import ValidationError
-from rlops.events import EventLog, Mode
+from rlops.events import EventLog
+from rlops.events.tables import parse_time_us, served_in
 from rlops.registry.refs import ModelRef, check_name
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
@@ -86,18 +84,7 @@ class EventsRange:
 
 
 def _time_us(text: str, field: str) -> int | None:
-    text = text.strip()
-    if not text:
-        return None
-    if text.lstrip("-").isdigit():
-        return int(text)
-    try:
-        moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError as e:
-        raise ValidationError(field, f"{text!r} is neither an ISO 8601 time nor microseconds since the epoch") from e
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.UTC)
-    return round(moment.timestamp() * 1_000_000)
+    return parse_time_us(text, field) if text.strip() else None
 
 
 def events_fingerprint(log: EventLog, deployment: str, start_us: int | None = None,
@@ -111,14 +98,9 @@ def events_fingerprint(log: EventLog, deployment: str, start_us: int | None = No
     Raises:
         StorageError: the log could not be read.
     """
-    table = log.read_decisions().select(["decision_id", "ts", "deployment", "mode"])
-    mask = pc.and_(pc.equal(table["deployment"], deployment), pc.equal(table["mode"], Mode.SERVED.value))
-    ts = pc.cast(table["ts"], pa.int64())
-    if start_us is not None:
-        mask = pc.and_(mask, pc.greater_equal(ts, start_us))
-    if end_us is not None:
-        mask = pc.and_(mask, pc.less(ts, end_us))
-    ids = sorted(table.filter(mask)["decision_id"].to_pylist())
+    table = served_in(log.read_decisions().select(["decision_id", "ts", "deployment", "mode"]), deployment,
+                      start_us, end_us)
+    ids = sorted(table["decision_id"].to_pylist())
     digest = hashlib.sha256()
     for decision_id in ids:
         digest.update(decision_id.encode())
