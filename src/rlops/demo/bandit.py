@@ -85,10 +85,15 @@ class DemoResult:
     seconds: float
 
 
+#: How the demo's canaries are judged (rlops.rollout.guardrails): a verdict within a few thousand decisions, so the
+#: closed loop (rlops.demo.closed_loop) finishes in seconds; a canary not worse after 3,000 per arm is promoted.
+GUARDRAIL = {"min_samples": 200, "max_samples": 3000, "tune_at": 300}
+
+
 def _spec(name: str, policy: dict[str, object], online: bool) -> DeploymentSpec:
     return DeploymentSpec.from_dict({
         "name": name, "schema": SyntheticBandit().schema.to_dict(), "reward": REWARD, "policy": policy,
-        "learning": {"online": online}, "seed": 7,
+        "learning": {"online": online}, "seed": 7, "guardrail": GUARDRAIL,
     })
 
 
