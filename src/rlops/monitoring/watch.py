@@ -88,11 +88,6 @@ def _live_signals(snap: MonitorSnapshot) -> Iterator[Signal]:
                 yield Signal("drift_psi", {**labels, "feature": feature}, psi)
 
 
-def _window_rewards(engine: Engine, name: str, since_us: int) -> pa.Table:
-    table = engine.interactions(name, include_pending=True).interactions
-    return table.filter(pc.greater_equal(pc.cast(table["ts"], pa.int64()), since_us))
-
-
 def _lift(engine: Engine, name: str, rewards: pa.Table) -> Iterator[Signal]:
     arms = {a.role.value: a.policy_version for a in engine.arms(name)}
     if "holdout" not in arms:
@@ -162,14 +157,16 @@ def collect_signals(engine: Engine, *, window_s: float = 300.0, registry: Regist
 
     signals = list(_live_signals(snapshot(engine, window_s=window_s, references=references)))
     since = now_us() - round(window_s * 1e6)
+    joined = engine.join_all(include_pending=True)  # one read of the log for everything below
     for name in engine.store.names():
         try:
-            canary, _, result = Rollout(engine).judge(name)
+            interactions = joined[name].interactions
+            canary, _, result = Rollout(engine).judge(name, interactions)
             if canary is not None and result is not None:
                 labels = {"deployment": name, "canary_version": canary}
                 signals.append(Signal("guardrail_state", labels, _GUARDRAIL_VALUE[result.decision.value]))
                 signals.append(Signal("guardrail_canary_n", labels, float(result.n_canary)))
-            rewards = _window_rewards(engine, name, since)
+            rewards = interactions.filter(pc.greater_equal(pc.cast(interactions["ts"], pa.int64()), since))
             signals.extend(_lift(engine, name, rewards))
             for arm in engine.arms(name):
                 if arm.role.value == "shadow":

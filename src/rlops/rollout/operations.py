@@ -147,9 +147,20 @@ class Rollout:
         moves = [(source.version, Stage.CANARY)] if source.version else []
         return self._change(name, updated, "canary", source.describe(), reason, moves, {"fraction": fraction})
 
-    def promote(self, name: str, *, reason: str, details: dict[str, Any] | None = None) -> Change:
-        """Make the canary production; the old production version is retired."""
-        _, spec = self._spec(name)
+    def _expect(self, name: str, revision: Revision, expected: str | None) -> None:
+        """Refuse to act on a canary other than the one judged (someone changed it since)."""
+        if expected is None:
+            return
+        current = next((a["version"] for a in revision.arms if a["role"] == "canary"), None)
+        if current != expected:
+            raise ConflictError(f"deployment {name!r}: the canary is now {current!r}, not {expected!r} as judged")
+
+    def promote(self, name: str, *, reason: str, details: dict[str, Any] | None = None,
+                expected_canary: str | None = None) -> Change:
+        """Make the canary production; the old production version is retired. With ``expected_canary``, only if
+        that version is still the canary (a verdict on one canary must never promote the next)."""
+        revision, spec = self._spec(name)
+        self._expect(name, revision, expected_canary)
         if spec.canary is None:
             raise ConflictError(f"deployment {name!r} has no canary to promote")
         new = spec.canary.policy
@@ -160,10 +171,13 @@ class Rollout:
             moves.append((spec.policy.version, Stage.RETIRED))
         return self._change(name, updated, "promote", new.describe(), reason, moves, details)
 
-    def rollback(self, name: str, *, reason: str, details: dict[str, Any] | None = None) -> Change:
+    def rollback(self, name: str, *, reason: str, details: dict[str, Any] | None = None,
+                 expected_canary: str | None = None) -> Change:
         """Take the canary out (it goes back to candidate); without a canary, return production to the policy
-        that served before the last promotion."""
-        _, spec = self._spec(name)
+        that served before the last promotion. With ``expected_canary``, only if that version is still the
+        canary."""
+        revision, spec = self._spec(name)
+        self._expect(name, revision, expected_canary)
         if spec.canary is not None:
             gone = spec.canary.policy
             updated = spec.model_copy(update={"canary": None})
@@ -209,13 +223,15 @@ class Rollout:
 
     # ---- the guardrail ----------------------------------------------------------------------------------------
 
-    def judge(self, name: str) -> tuple[str | None, str, GuardrailResult | None]:
+    def judge(self, name: str, interactions: pa.Table | None = None) -> tuple[str | None, str, GuardrailResult | None]:
         """The guardrail's verdict on the canary from its logged interactions (nothing is changed).
 
         Decisions and rewards of both arms since the canary started serving are replayed in time order to a
         fresh :class:`GuardrailMonitor`, looking every :data:`LOOK_EVERY` rows: the verdict is the one a monitor
         watching continuously would have reached, so checking more or less often does not change it. Metrics:
         ``reward`` (from the join) and, if the deployment's guardrail names it, ``latency_us`` per decision.
+        ``interactions``: the deployment's ``include_pending`` join when the caller has it already (default: join
+        now).
         """
         revision, spec = self._spec(name)
         production = revision.policy_version
@@ -223,7 +239,8 @@ class Rollout:
             return None, production, None
         canary = next(a["version"] for a in revision.arms if a["role"] == "canary")
         since = self._canary_since(name, canary)
-        table = self.engine.interactions(name, include_pending=True).interactions
+        table = self.engine.interactions(name, include_pending=True).interactions if interactions is None \
+            else interactions
         table = table.filter(pc.greater_equal(pc.cast(table["ts"], pa.int64()), since))
         versions = table["policy_version"]
         table = table.filter(pc.or_(pc.equal(versions, canary), pc.equal(versions, production)))
@@ -256,7 +273,7 @@ class Rollout:
 
     def check(self, name: str) -> CheckResult:
         """Judge the canary and act: roll it back when worse with confidence (if ``auto_rollback``), promote it
-        when found not worse (if ``auto_promote``)."""
+        when found not worse (if ``auto_promote``). If the canary changed while it was judged, nothing is done."""
         canary, production, result = self.judge(name)
         if canary is None or result is None:
             return CheckResult(name, None, production, None, "none")
@@ -265,10 +282,12 @@ class Rollout:
         action = "none"
         try:
             if result.decision is Decision.ROLLBACK and spec.auto_rollback:
-                self.rollback(name, reason=f"guardrail: {result.reason}", details={"guardrail": verdict})
+                self.rollback(name, reason=f"guardrail: {result.reason}", details={"guardrail": verdict},
+                              expected_canary=canary)
                 action = "rolled_back"
             elif result.decision is Decision.PROMOTE and spec.auto_promote:
-                self.promote(name, reason=f"guardrail: {result.reason}", details={"guardrail": verdict})
+                self.promote(name, reason=f"guardrail: {result.reason}", details={"guardrail": verdict},
+                             expected_canary=canary)
                 action = "promoted"
         except ConflictError:  # someone else changed the canary meanwhile: nothing to do now
             action = "none"
