@@ -26,15 +26,20 @@ def demo(
     lifecycle: Annotated[bool, typer.Option("--lifecycle/--no-lifecycle",
                                             help="Run the HVAC lifecycle part too.")] = True,
 ) -> None:
-    """The whole loop, in two parts, on a fresh home folder.
+    """The whole loop, in three parts, on a fresh home folder.
 
     1. A contextual bandit over HTTP: the real service starts on a free loopback port, simulated applications get
     decisions from a uniform-random logging policy and report outcomes; then an online LinUCB policy serves and
     learns. A table compares both with the optimum, next to the HTTP throughput and latency; then the learned policy
     is validated against the logging policy from the logged data (off-policy evaluation) and the gate table shown.
 
-    2. The HVAC lifecycle: train, validate with gates, register, serve, a canary against the thermostat, a weather
-    shift, the drift alert, retraining, and promotion or rollback, with a summary table and an HTML report.
+    2. The closed loop on the bandit: retrain from the logging policy's logs, validate, register, shadow and canary
+    it over HTTP until the server's guardrail promotes it; then a deliberately broken canary, rolled back by the
+    server on its own.
+
+    3. The HVAC lifecycle: train, validate with gates, register, serve with the thermostat in production and the
+    policy as a sticky canary, a thermostat holdout, a weather shift, the drift alert, retraining, shadow, canary
+    and promotion or rollback, with summary tables, an HTML report and the dashboard's URL.
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
@@ -74,6 +79,7 @@ def demo(
     console.print(f"Bandit part done in {result.seconds:.1f} s. Home folder: [bold]{home_text}[/] "
                   f"(deployment 'demo'; try: rlops events stats --home {home_text})")
     _bandit_gates(root.root)
+    _closed_loop(root.root, fast, seed)
     if lifecycle:
         _lifecycle(root.root, fast, seed)
 
@@ -96,6 +102,31 @@ def _bandit_gates(home: Path) -> None:
     _gate_table(run.results["gates"], "gates for the learned LinUCB")
     _, html = write_report(run.results, home / "reports" / "bandit")
     console.print(f"validation report: {escape(str(html))}")
+
+
+def _closed_loop(home: Path, fast: bool, seed: int) -> None:
+    """Retrain from the logging policy's logs, shadow, canary and promote over HTTP; a broken canary rolled back."""
+    from rlops.demo.bandit import LOGGING
+    from rlops.demo.closed_loop import HISTORY_COLUMNS, SUMMARY_COLUMNS, history_rows, run_closed_loop, summary_rows
+
+    console.rule("the closed loop: retrain, shadow, canary, promote; a broken canary rolled back")
+    with console.status("starting") as status:
+
+        def say(text: str) -> None:
+            status.update(escape(text))
+            console.log(escape(text))
+
+        result = run_closed_loop(home, seed=seed, say=say, fast=fast)
+    summary = Table(*SUMMARY_COLUMNS, title=f"closed loop on {LOGGING} over HTTP ({escape(result.url)})")
+    for row in summary_rows(result):
+        summary.add_row(*(escape(cell) for cell in row))
+    history = Table(*HISTORY_COLUMNS, title=f"rollout history of {LOGGING}")
+    for change in history_rows(result):
+        history.add_row(*(escape(cell) for cell in change))
+    console.print(summary)
+    console.print(history)
+    console.print(f"Closed loop done in {result.seconds:.0f} s; try: rlops deploy history {LOGGING} "
+                  f"--home {escape(str(home))}")
 
 
 def _gate_table(gates: list[dict[str, object]] | list[tuple[str, str, str]], title: str) -> None:
