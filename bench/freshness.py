@@ -50,7 +50,7 @@ def prepare(home: Path, prefill: int, interval: float) -> None:
         engine.apply(DeploymentSpec.from_dict({
             "name": "news", "schema": world.schema.to_dict(), "reward": REWARD,
             "policy": {"kind": "linucb", "params": {"alpha": 0.5, "epsilon": 0.1}},
-            "learning": {"online": True, "interval": interval}}))
+            "learning": {"online": True, "interval": interval}, "all_outcomes_reported": True}))
         rng = np.random.default_rng(0)
         for start in range(0, prefill, 1000):
             n = min(1000, prefill - start)

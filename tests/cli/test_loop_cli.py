@@ -17,7 +17,7 @@ from tests.rollout.test_loop import REWARD, WORLD, World
 def home(tmp_path: Path) -> Path:
     with Engine(tmp_path / "home", fsync=False) as engine:
         engine.apply(DeploymentSpec.from_dict({"name": "news", "schema": WORLD.schema.to_dict(), "reward": REWARD,
-                                              "policy": {"kind": "uniform"}}))
+                                              "policy": {"kind": "uniform"}, "all_outcomes_reported": True}))
         World(engine).traffic(1500)
     return tmp_path / "home"
 

@@ -313,7 +313,7 @@ def test_huge_integers_are_clear_errors(engine: Engine) -> None:
 
 @pytest.mark.parametrize("params", [{"alpha": float("nan")}, {"alpha": float("inf")}, {"l2": float("nan")}])
 def test_non_finite_hyperparameters_are_refused(engine: Engine, params: dict[str, float]) -> None:
-    with pytest.raises(ConfigError):
+    with pytest.raises(ValidationError, match=r"^policy\.params: "):  # the spec's fault, naming its field
         engine.apply(spec(name="other", policy={"kind": "linucb", "params": params}))
     assert engine.store.names() == ["news"]
 
@@ -438,3 +438,20 @@ def test_incremental_learning_matches_learning_from_the_whole_join(tmp_path: Pat
                                    mine["propensity"].to_numpy()))
         for key, value in fresh.state().items():
             assert np.allclose(production.state()[key], value), key
+
+
+def test_learning_waits_for_windows_and_keeps_only_what_it_needs(tmp_path: Path) -> None:
+    """Without all_outcomes_reported, a decision is learned once its window closes, with its outcome or with the
+    spec's default; the learning feed keeps no decisions of deployments that do not learn."""
+    with Engine(tmp_path / "home", fsync=False) as e:
+        e.apply(spec(window="1s"))
+        e.apply(spec(name="other", learning={"online": False}))
+        users = WORLD.sample_contexts(50, np.random.default_rng(0))
+        mine = e.decide_batch("news", users, [f"u{i}" for i in range(50)])
+        e.decide_batch("other", users, [f"u{i}" for i in range(50)])
+        e.report_batch([{"decision_id": d.decision_id, "fields": {"clicked": True}} for d in mine[:25]])
+        assert e.learn("news") == 0  # windows still open: the 25 clicks so far are not a fair sample
+        time.sleep(1.3)
+        assert e.learn("news") == 50  # 25 clicks and 25 defaults (missing: 0.0)
+        assert e.learn("news") == 0
+        assert set(e._feed.decisions) <= {"news"} and all(t.num_rows == 0 for t in e._feed.decisions.values())

@@ -47,7 +47,7 @@ def _home(tmp_path: Path) -> Home:
             "name": "news", "schema": WORLD.schema.to_dict(), "reward": REWARD,
             "policy": {"version": "news-model@1"}, "learning": {"online": True},
             "canary": {"policy": FOOD, "fraction": 0.3}, "holdout": {"policy": {"kind": "uniform"}, "fraction": 0.2},
-            "guardrail": {"min_samples": 30, "max_samples": 3000}}))
+            "guardrail": {"min_samples": 30, "max_samples": 3000}, "all_outcomes_reported": True}))
     return home
 
 
@@ -91,7 +91,7 @@ def test_signals_match_hand_computations(tmp_path: Path) -> None:
         predicted = policy.expected_rewards(batch)[np.arange(mine.num_rows), mine["action_index"].to_numpy()]
         bias = float((predicted - mine["reward"].to_numpy()).mean())
         assert _by(signals, "reward_model_bias", policy_version=versions["production"]) == pytest.approx(bias)
-        assert reward_model_error(engine.policy("news", "canary"), WORLD.schema, mine) is None  # a rule: no model
+        assert reward_model_error(engine.policy("news", "canary").expected_rewards, WORLD.schema, mine) is None
         psi = {s.labels["feature"]: s.value for s in signals
                if s.name == "drift_psi" and s.labels["policy_version"] == "news-model@1"}
         assert set(psi) >= {"age", "activity"} and psi["age"] < 0.1  # unshifted traffic

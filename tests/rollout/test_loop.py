@@ -49,7 +49,8 @@ def engine(tmp_path: Path) -> Engine:
     e = Engine(tmp_path / "home", fsync=False)
     e.apply(DeploymentSpec.from_dict({"name": "news", "schema": WORLD.schema.to_dict(), "reward": REWARD,
                                       "policy": {"kind": "uniform"},
-                                      "guardrail": {"min_samples": 100, "max_samples": 1500}}))
+                                      "guardrail": {"min_samples": 100, "max_samples": 1500},
+                                      "all_outcomes_reported": True}))
     yield e  # type: ignore[misc]
     e.close()
 

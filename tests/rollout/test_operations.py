@@ -31,7 +31,7 @@ CLICK_RATE = {"news": 0.6, "food": 0.3}  # every other action: 0.45
 
 def spec(**overrides: Any) -> DeploymentSpec:
     data: dict[str, Any] = {"name": "news", "schema": WORLD.schema.to_dict(), "reward": REWARD, "policy": NEWS,
-                            "guardrail": {"min_samples": 50, "max_samples": 600}}
+                            "guardrail": {"min_samples": 50, "max_samples": 600}, "all_outcomes_reported": True}
     data.update(overrides)
     return DeploymentSpec.from_dict(data)
 
@@ -190,12 +190,14 @@ def test_tampered_registered_version_is_refused_and_the_server_keeps_serving(eng
 
 def test_spec_file_with_rollout_sections_round_trips(tmp_path: Path) -> None:
     data = spec(canary={"policy": FOOD, "fraction": 0.1}, holdout={"policy": {"kind": "uniform"}, "fraction": 0.05},
-                shadows=[{"name": "s1", "policy": FOOD}]).model_dump(mode="json", by_alias=True)
+                shadows=[{"name": "s1", "policy": {"kind": "linucb"}}]).model_dump(mode="json", by_alias=True)
     (tmp_path / "d.json").write_text(json.dumps(data))
     again = DeploymentSpec.load(tmp_path / "d.json")
     assert again.canary is not None and again.canary.fraction == 0.1
     with pytest.raises(ConfigError, match="canary"):
         spec(canary={"policy": FOOD, "fraction": 0.6}, holdout={"policy": FOOD, "fraction": 0.45})
+    with pytest.raises(ConfigError, match=r"canary\.policy: the same policy as policy"):
+        spec(canary={"policy": NEWS, "fraction": 0.1})  # a canary identical to production compares nothing
     with pytest.raises(ConfigError, match="unique"):
         spec(shadows=[{"name": "s", "policy": FOOD}, {"name": "s", "policy": NEWS}])
     with pytest.raises(ConfigError, match=r"canary\.policy\.kind"):
@@ -220,3 +222,42 @@ def test_a_newer_revision_that_does_not_load_leaves_the_running_engine_serving(e
     served = traffic(engine, 50)
     assert engine.serving_revision("news") == 1  # the tampered revision 2 was refused ...
     assert {d.policy_version for _, d in served} == {"news@r1"}  # ... and nothing failed meanwhile
+
+
+def test_only_clicks_reported_does_not_fool_the_guardrail(tmp_path: Path) -> None:
+    """When clients report only clicks (a no-click is the spec's default once the window closes), the outcomes that
+    arrived early are all clicks: the guardrail must not judge on them unless told every outcome is reported."""
+    with Engine(tmp_path / "home") as e:
+        e.apply(spec(all_outcomes_reported=False))
+        Rollout(e).canary("news", PolicySource(**FOOD), 0.5, reason="worse, but only clicks are reported")
+        rng = np.random.default_rng(0)
+        for start in range(0, 1500, 100):
+            decisions = e.decide_batch("news", WORLD.sample_contexts(100, rng), [f"u{start + i}" for i in range(100)])
+            clicked = [d for d in decisions if rng.random() < CLICK_RATE.get(str(d.action), 0.45)]
+            e.report_batch([{"decision_id": d.decision_id, "fields": {"clicked": True}} for d in clicked])
+        canary, _, result = Rollout(e).judge("news")
+        assert canary == "news@r2" and result is not None
+        assert result.decision is Decision.CONTINUE and result.n_canary == 0  # waits for the 1 h windows
+        assert Rollout(e).check("news").action == "none"
+
+
+def test_concurrent_changes_neither_crash_nor_lose_updates(engine: Engine) -> None:
+    import threading
+
+    errors: list[BaseException] = []
+
+    def change(i: int) -> None:
+        try:
+            engine.apply(spec(policy={"kind": "linucb", "params": {"alpha": 0.1 * (i + 1)}}))
+        except BaseException as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=change, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and len(engine.store.history("news")) == 9
+    # A change made on an old revision is refused rather than silently undoing the ones since.
+    with pytest.raises(ConflictError, match="changed meanwhile"):
+        engine.apply(spec(canary={"policy": FOOD, "fraction": 0.1}), base_revision=3)

@@ -33,6 +33,10 @@ def test_raising_the_canary_only_adds_units() -> None:
     assert np.all(large[small == Slot.CANARY] == Slot.CANARY)
     assert np.array_equal(large == Slot.HOLDOUT, small == Slot.HOLDOUT)
     assert (large == Slot.CANARY).sum() > 4 * (small == Slot.CANARY).sum()
+    # adding or removing the holdout moves no canary unit
+    for holdout in (0.0, 0.2):
+        moved = Split("news", holdout=holdout, canary=0.25).slots(units)
+        assert np.array_equal(moved == Slot.CANARY, large == Slot.CANARY)
 
 
 def test_salts_split_independently() -> None:

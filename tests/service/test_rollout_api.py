@@ -133,3 +133,22 @@ def test_shadow_over_http_is_logged_counted_and_never_returned(client: httpx.Cli
         shadow = [row for row in engine.log.read_decisions().to_pylist() if row["mode"] == "shadow"]
     assert len(shadow) == 30 and not ids & {row["decision_id"] for row in shadow}
     assert {row["action"] for row in shadow} <= {"food", "news", "sports", "tech", "travel"}
+
+
+def test_more_bad_rollout_requests_are_422s_naming_the_field(client: httpx.Client, home: Path) -> None:
+    client.post("/v1/admin/deployments/news/holdout", headers=AUTH,
+                json={"policy": {"kind": "uniform"}, "fraction": 0.5, "reason": "baseline"})
+    cases = [
+        ("shadow", {"policy": FOOD, "name": "Bad Name", "reason": "x"}, "shadows.0.name"),
+        ("shadow", {"policy": {"kind": "nope"}, "reason": "x"}, "shadows[0].policy.kind"),
+        ("canary", {"policy": {"kind": "nope"}, "fraction": 0.1, "reason": "x"}, "canary.policy.kind"),
+        ("canary", {"policy": FOOD, "fraction": 0.6, "reason": "x"}, "canary.fraction"),
+        ("canary", {"policy": {"kind": "linucb", "params": {"epsilon": 5}}, "fraction": 0.1, "reason": "x"},
+         "canary.policy.params"),
+    ]
+    for action, body, field in cases:
+        r = client.post(f"/v1/admin/deployments/news/{action}", headers=AUTH, json=body)
+        assert r.status_code == 422, (body, r.text)
+        assert r.json()["error"]["field"] == field, (body, r.json())
+    with Engine(home) as engine:
+        assert engine.store.latest("news").revision == 2  # only the holdout

@@ -94,6 +94,7 @@ def _spec(name: str, policy: dict[str, object], online: bool) -> DeploymentSpec:
     return DeploymentSpec.from_dict({
         "name": name, "schema": SyntheticBandit().schema.to_dict(), "reward": REWARD, "policy": policy,
         "learning": {"online": online}, "seed": 7, "guardrail": GUARDRAIL,
+        "all_outcomes_reported": True,  # the simulated applications report a click or a no-click for every decision
     })
 
 

@@ -11,7 +11,9 @@
    sticky by building id. Simulated buildings are the clients: each asks the service for every 15-minute
    heating/cooling decision over HTTP and reports the energy cost and comfort violation of each step.
 5. **Canary**: the server's supervisor compares the canary's reward per decision with production's after every
-   batch with an anytime-valid confidence sequence, and promotes or rolls back on its own.
+   batch with an anytime-valid confidence sequence, and promotes or rolls back on its own (if it has not decided
+   15 s after a phase, the demo runs the same check itself, as ``rlops deploy check`` would; the history names
+   who acted).
 6. **Holdout**: after the promotion a quarter of the buildings stays on the thermostat, so the lift of production
    over the baseline is measured continuously.
 7. **Weather shift**: the outdoor temperature drops by ``shift_k`` kelvin for every building. The server's monitor
@@ -40,6 +42,7 @@ Say = Callable[[str], None]
 
 DEPLOYMENT = "hvac"
 MODEL = "hvac-ppo"
+BASELINE_MODEL = "hvac-thermostat"
 REWARD = {"name": "hvac-cost", "version": 1, "expression": "-(energy_cost + comfort_violation)",
           "fields": {"energy_cost": {}, "comfort_violation": {"default": 0.0}}, "window": "1h", "missing": 0.0}
 
@@ -348,7 +351,6 @@ def run(home: Path, config: LifecycleConfig | None = None, say: Say | None = Non
     work = home / "work"
     units = [f"building-{i}" for i in range(config.buildings)]
     salt = balanced_salt(units, config.buildings)
-    thermostat = PolicySource(kind="rule", params={"target": "rlops.scenarios.hvac:thermostat_rule"})
     baseline = _thermostat_reward(spec, config.seed)
     # The guardrail's sample: a full day of every canary building (half of them). Rewards within a day are not
     # exchangeable (a policy that pre-heats at night pays in the morning and saves in the afternoon), so a verdict
@@ -366,16 +368,26 @@ def run(home: Path, config: LifecycleConfig | None = None, say: Say | None = Non
         version = registry.register(MODEL, folder_v1, lineage=Lineage(scenario=spec.id, reward_spec="hvac-cost@1"),
                                     report=result.reports["v1"].with_name("report.json"), actor="rlops demo",
                                     reference=reference.profile)
+        # The thermostat is registered too, with the same reference profile: whichever serves production, the
+        # monitor has a profile to measure drift against.
+        from rlops.policies import RulePolicy, save_policy
+
+        rule = save_policy(RulePolicy(reference.schema, target="rlops.scenarios.hvac:thermostat_rule"),
+                           work / "thermostat")
+        baseline_version = registry.register(BASELINE_MODEL, rule, lineage=Lineage(scenario=spec.id),
+                                             actor="rlops demo", reference=reference.profile)
     ref_v1 = f"{MODEL}@{version.version}"
+    thermostat = PolicySource(version=f"{BASELINE_MODEL}@{baseline_version.version}")
 
     (home / "alerts.yaml").write_text(ALERT_RULES)
     with Engine(home) as engine:
         engine.apply(DeploymentSpec.from_dict({
             "name": DEPLOYMENT, "schema": _schema_dict(spec), "reward": REWARD, "policy": thermostat.model_dump(),
-            "salt": salt, "guardrail": {
+            "salt": salt, "all_outcomes_reported": True,  # every building reports every step's outcome
+            "guardrail": {
                 "metrics": [{"name": "reward", "tolerance": round(0.1 * abs(baseline), 6)}],
                 "min_samples": per_arm, "max_samples": per_arm}}))
-        labels = {f"{DEPLOYMENT}@r1": "thermostat"}
+        labels = {str(thermostat.version): "thermostat"}
         rollout = Rollout(engine, actor="rlops demo")
         rollout.canary(DEPLOYMENT, PolicySource(version=ref_v1), 0.5,
                        reason="gates passed; canary against the thermostat")
@@ -440,7 +452,7 @@ def run(home: Path, config: LifecycleConfig | None = None, say: Say | None = Non
                              url, dataclasses.replace(config, days=1), labels, config.seed + 2, say)
             result.arms += arms
             result.decisions_over_http += n
-            canary_share = 0.5  # after [0, 0.25) of the holdout, if there is one: half of the buildings
+            canary_share = 0.5  # half of the buildings; the holdout (if any) keeps its quarter
             canary_started = now_us()
             rollout.canary(DEPLOYMENT, PolicySource(version=ref_v2), canary_share,
                            reason="shadow logged its decisions without errors; canary")

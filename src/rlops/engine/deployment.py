@@ -19,6 +19,8 @@ Example ``deployment.yaml``::
     guardrail: {min_samples: 200, max_samples: 20000}            # how the canary is judged (rollout.guardrails)
     auto_promote: true                                           # promote a canary the guardrail finds not worse
     require_approval: false          # `rlops loop` stops before the canary and waits for a human
+    all_outcomes_reported: false     # true: clients report every decision's outcome (a click or a no-click), so
+                                     # outcomes can be used before the window closes
 
 Applying a file is idempotent: the same content makes no new revision; a change makes revision N+1.
 """
@@ -144,6 +146,7 @@ class DeploymentSpec(BaseModel):
     auto_promote: bool = True
     auto_rollback: bool = True
     require_approval: bool = False
+    all_outcomes_reported: bool = False
 
     @model_validator(mode="after")
     def _known_kind(self) -> DeploymentSpec:
@@ -153,6 +156,12 @@ class DeploymentSpec(BaseModel):
         names = [s.name for s in self.shadows]
         if len(set(names)) != len(names):
             raise ValueError(f"shadows: names must be unique, got {names}")
+        seen: dict[str, str] = {}
+        for field, source in self.policy_sources():
+            key = json.dumps(source.model_dump(mode="json"), sort_keys=True)
+            if key in seen:
+                raise ValueError(f"{field}: the same policy as {seen[key]} (an arm must differ from the others)")
+            seen[key] = field
         if self.canary is not None and self.holdout is not None and self.canary.fraction + self.holdout.fraction >= 1:
             raise ValueError("canary.fraction: canary and holdout together must leave production some units")
         return self
@@ -166,6 +175,19 @@ class DeploymentSpec(BaseModel):
             sources.append(("holdout.policy", self.holdout.policy))
         sources.extend((f"shadows[{i}].policy", s.policy) for i, s in enumerate(self.shadows))
         return sources
+
+    @property
+    def early_outcomes_usable(self) -> bool:
+        """Whether outcomes that arrived before their window closed may be used (online learning, the guardrail,
+        retraining) without waiting for the window.
+
+        Only if they are not a selected sample: when clients report an outcome for every decision
+        (``all_outcomes_reported``: a click *or* a no-click), or when the reward spec leaves decisions without an
+        outcome out anyway. Otherwise the early ones are mostly the positive ones (a click is reported, a
+        non-click is the spec's default when the window closes), and using them early would overrate every
+        policy, the worse ones most.
+        """
+        return self.all_outcomes_reported or self.reward.excludes_missing
 
     @property
     def split_salt(self) -> str:

@@ -32,7 +32,7 @@ import pyarrow.compute as pc
 
 from rlops.engine.deployment import DeploymentSpec, PolicySource, Role
 from rlops.engine.store import DeploymentStore, Revision
-from rlops.errors import ConfigError, ConflictError, NotFoundError, StorageError, ValidationError
+from rlops.errors import ConfigError, ConflictError, NotFoundError, RlopsError, ValidationError
 from rlops.events import EventLog
 from rlops.events.ids import id_time_ms, looks_like_id, new_id
 from rlops.events.join import CLOCK_SKEW_US, JoinResult, join, orphan_outcomes
@@ -52,6 +52,10 @@ MAX_STRING = 1024
 CONTEXT_CACHE = 100_000
 #: How often a loaded deployment (or a missing decision id) is checked against what other processes stored, s.
 RECHECK_S = 1.0
+#: How often a newer revision that did not load is tried again, s.
+FAILED_RETRY_S = 10.0
+#: Learned decision ids an arm remembers before it forgets the old ones.
+LEARNED_IDS = 200_000
 #: Largest integer a float64 holds exactly; outcome values are numbers the reward spec computes with.
 MAX_EXACT_INT = 2**53
 
@@ -121,7 +125,8 @@ class _Arm:
         self.info, self.policy, self.rng = info, policy, rng
         self.lock = threading.Lock()  # held while the policy acts or updates
         self.learn_lock = threading.Lock()  # one learn() at a time, so nothing is learned twice
-        self.learned: set[str] = set()
+        self.learned: set[str] = set()  # ids learned (recent ones; see Engine._learn_arm)
+        self.learned_total = 0
 
 
 class _Runtime:
@@ -141,6 +146,7 @@ class _Runtime:
                            canary=0.0 if spec.canary is None else spec.canary.fraction)
         self.window_us = int(spec.window_seconds * 1e6)
         self.checked_at = time.monotonic()  # when the store was last asked for a newer revision
+        self.failed: tuple[int, int] | None = None  # (newer revision that did not load, retry period it failed in)
 
     @property
     def policy(self) -> BasePolicy:
@@ -218,8 +224,12 @@ def default_idempotency_key(decision_id: str, fields: Mapping[str, Any]) -> str:
 
 
 class _LearnFeed:
-    """What online learning has read of the log: a cursor, and the served decisions (with their outcomes) not
-    learned yet. Decisions leave when learned, or when their window has closed and no arm can learn them."""
+    """What online learning has read of the log: a cursor, and the served decisions (with their outcomes) of the
+    deployments that learn online, not learned yet. A decision leaves when it is learned or when its window has
+    closed (what was not learned by then never will be: late outcomes are dead letters).
+
+    The first pass of a process reads the whole log (as a join would); later passes read what was stored since.
+    """
 
     #: Outcomes whose decision has not been read yet are kept this long (their decision is in a segment read
     #: later in the same pass, or in the next), microseconds.
@@ -231,12 +241,14 @@ class _LearnFeed:
         self.decisions: dict[str, pa.Table] = {}
         self.outcomes = OUTCOME_SCHEMA.empty_table()
 
-    def _read(self, log: EventLog) -> None:
+    def _read(self, log: EventLog, online: set[str]) -> None:
         decisions, outcomes = log.read_since(self.cursor)
         if decisions.num_rows:
             served = decisions.filter(pc.equal(decisions["mode"], Mode.SERVED.value))
             names = served["deployment"]
             for name in pc.unique(names).to_pylist():
+                if name not in online:
+                    continue
                 fresh = served.filter(pc.equal(names, name))
                 known = self.decisions.get(name)
                 if known is not None:  # a rescanned segment can give rows again
@@ -246,33 +258,33 @@ class _LearnFeed:
         if outcomes.num_rows:
             self.outcomes = pa.concat_tables([self.outcomes, outcomes])
 
-    def joinable(self, log: EventLog, deployment: str, spec: DeploymentSpec, now: int) -> pa.Table:
-        """The deployment's interactions among the decisions not learned yet (``include_pending`` join)."""
-        self._read(log)
-        decisions = self.decisions.get(deployment)
-        if decisions is None or decisions.num_rows == 0:
-            return join(DECISION_SCHEMA.empty_table(), self.outcomes.slice(0, 0), spec.reward,
-                        deployment=deployment, window_seconds=spec.window_seconds, as_of_us=now,
-                        include_pending=True).interactions
+    def joinable(self, log: EventLog, deployment: str, spec: DeploymentSpec, online: set[str], now: int,
+                 include_pending: bool) -> pa.Table:
+        """The deployment's interactions among the decisions not learned yet."""
+        self._read(log, online)
+        decisions = self.decisions.get(deployment, DECISION_SCHEMA.empty_table())
         mine = self.outcomes.filter(pc.is_in(self.outcomes["decision_id"], decisions["decision_id"]))
         return join(decisions, mine, spec.reward, deployment=deployment, window_seconds=spec.window_seconds,
-                    as_of_us=now, include_pending=True).interactions
+                    as_of_us=now, include_pending=include_pending).interactions
 
-    def settle(self, deployment: str, joined: pa.Table, versions: set[str], window_us: int, now: int) -> None:
-        """Forget what was learned, decisions whose window has closed, and stale outcomes."""
+    def settle(self, deployment: str, learned: pa.Table, windows_us: dict[str, int], now: int) -> None:
+        """Forget what was learned, every decision whose window has closed, and stale outcomes."""
         decisions = self.decisions.get(deployment)
-        if decisions is None:
-            return
-        done = joined.filter(pc.is_in(joined["policy_version"], pa.array(sorted(versions), pa.string())))
-        keep = pc.invert(pc.is_in(decisions["decision_id"], done["decision_id"]))
-        # A decision whose window has closed and that was not learned now never will be (late outcomes are
-        # dead letters).
-        open_window = pc.greater(pc.add(pc.cast(decisions["ts"], pa.int64()), window_us), now)
-        self.decisions[deployment] = decisions.filter(pc.and_(keep, open_window))
-        waiting = pa.concat_tables([t.select(["decision_id"]) for t in self.decisions.values()])
+        if decisions is not None:
+            self.decisions[deployment] = decisions.filter(
+                pc.invert(pc.is_in(decisions["decision_id"], learned["decision_id"])))
+        for name, table in list(self.decisions.items()):
+            window_us = windows_us.get(name)
+            if window_us is None:  # no longer learns online
+                del self.decisions[name]
+                continue
+            self.decisions[name] = table.filter(pc.greater(pc.add(pc.cast(table["ts"], pa.int64()), window_us), now))
+        waiting = [t["decision_id"] for t in self.decisions.values()]
         recent = pc.greater(pc.cast(self.outcomes["ts"], pa.int64()), now - self.ORPHAN_US)
-        self.outcomes = self.outcomes.filter(pc.or_(pc.is_in(self.outcomes["decision_id"], waiting["decision_id"]),
-                                                    recent))
+        if waiting:
+            ids = pa.chunked_array([c for chunked in waiting for c in chunked.chunks], pa.string())
+            recent = pc.or_(pc.is_in(self.outcomes["decision_id"], ids), recent)
+        self.outcomes = self.outcomes.filter(recent)
 
 
 class Engine:
@@ -348,16 +360,21 @@ class Engine:
                 policy_cls = kinds()[str(source.kind)]
                 try:
                     policy = policy_cls(spec.schema_, **source.params)  # type: ignore[call-arg]
-                except TypeError as e:
+                except (TypeError, ConfigError) as e:  # an unknown or out-of-range parameter: the request's fault
                     raise ValidationError(f"{field}.params", f"not accepted by '{source.kind}': {e}") from e
                 save_policy(policy, folder)
         return {"folder": str(folder), "source_hash": source_hash}
 
-    def apply(self, spec: DeploymentSpec | str | Path) -> ApplyResult:
+    def apply(self, spec: DeploymentSpec | str | Path, *, base_revision: int | None = None) -> ApplyResult:
         """Create or update a deployment. Idempotent: unchanged content makes no new revision.
 
         Every policy the spec names is made loadable first (registered versions verified, folders copied into
         the home folder, kinds built), so a spec that cannot serve is refused before it becomes a revision.
+
+        Args:
+            spec: the deployment (or its file).
+            base_revision: the revision this spec was derived from; if another change has made a newer one since,
+                :class:`ConflictError` (no lost update). ``None``: apply whatever the latest is.
         """
         if not isinstance(spec, DeploymentSpec):
             spec = DeploymentSpec.load(spec)
@@ -393,7 +410,7 @@ class Engine:
             out["policy_folder"] = arms[0][4].get("folder")
             return out
 
-        revision, created = self.store.add(spec.name, spec.content_hash(), stored)
+        revision, created = self.store.add(spec.name, spec.content_hash(), stored, base_revision=base_revision)
         with self._lock:
             stale = self._runtimes.get(spec.name)
             if created and stale is not None:
@@ -456,11 +473,15 @@ class Engine:
             # Another process (e.g. `rlops deploy apply`) may have made a newer revision: look, at most once a second.
             revision = self.store.latest(name)
             if runtime is None or revision.revision != runtime.revision.revision:
+                if runtime is not None and runtime.failed == (revision.revision, int(now // FAILED_RETRY_S)):
+                    runtime.checked_at = now  # it failed moments ago: do not verify it again on every request
+                    return runtime
                 try:
                     loaded = self._load(revision, runtime)
-                except (ConfigError, NotFoundError, StorageError) as e:
+                except Exception as e:  # whatever stops it loading (ConfigError, a missing dependency...)
                     if runtime is None:
                         raise
+                    runtime.failed = (revision.revision, int(now // FAILED_RETRY_S))
                     # A newer revision that does not load (a tampered artefact, a missing folder) must not stop
                     # the server: it keeps serving what it has, and says so.
                     log.error("deployment %s revision %d did not load, still serving revision %d: %s", name,
@@ -481,6 +502,15 @@ class Engine:
         for candidate in self._runtime(name).arms:
             if candidate.info.name == arm:
                 return candidate.policy
+        raise NotFoundError(f"arm: deployment {name!r} has no arm {arm!r}")
+
+    def expected_rewards(self, name: str, arm: str, batch: PolicyInput) -> Any:
+        """An arm's reward-model predictions (:meth:`BasePolicy.expected_rewards`), under the arm's lock so that
+        online learning does not change the model mid-prediction."""
+        for candidate in self._runtime(name).arms:
+            if candidate.info.name == arm:
+                with candidate.lock:
+                    return candidate.policy.expected_rewards(batch)
         raise NotFoundError(f"arm: deployment {name!r} has no arm {arm!r}")
 
     def serving_revision(self, name: str) -> int:
@@ -793,17 +823,21 @@ class Engine:
         tables.append(orphan_outcomes(self.log.read_decisions(), self.log.read_outcomes()))
         return pa.concat_tables(tables).sort_by([("ts", "ascending")])
 
-    def learn(self, deployment: str, *, include_pending: bool = False) -> int:
+    def learn(self, deployment: str, *, include_pending: bool | None = None) -> int:
         """Update online-learning policies from joined interactions they have not seen yet; returns how many.
 
         Each served arm (production, canary, holdout) whose policy can update learns from the decisions it made
         itself: its policy version's interactions. An arm keeps what it learned across revisions that keep its
         policy (see :meth:`_load`). Concurrent calls are safe: each interaction is learned once.
 
-        With ``include_pending`` (what the service's supervisor uses), a pass reads only what the log gained since
-        the last pass and keeps, in memory, the decisions still waiting for an outcome (at most a window's worth):
-        its cost follows the traffic, not the size of the log. Without it, the whole log is joined (interactions
-        whose window has closed only).
+        A pass reads only what the log gained since the last pass (the first pass of a process reads it all) and
+        keeps in memory the decisions of online deployments still inside their window.
+
+        Args:
+            deployment: the deployment.
+            include_pending: also learn from outcomes that arrived before their window closed (default: the
+                deployment's :attr:`~DeploymentSpec.early_outcomes_usable`). Each decision is learned once, at its
+                first outcome then: a spec that aggregates several outcomes per decision should leave this off.
         """
         runtime = self._runtime(deployment)
         if not runtime.spec.learning.online:
@@ -812,14 +846,20 @@ class Engine:
                     if arm.info.role is not Role.SHADOW and getattr(arm.policy, "update", None) is not None]
         if not learners:
             return 0
-        if not include_pending:
-            table = self.interactions(deployment).interactions
-            return sum(self._learn_arm(runtime, arm, table) for arm in learners)
+        early = runtime.spec.early_outcomes_usable if include_pending is None else include_pending
         with self._feed.lock:
-            table = self._feed.joinable(self.log, deployment, runtime.spec, now_us())
+            windows = {}
+            for name in self.store.names():
+                try:
+                    other = self._runtime(name)
+                except RlopsError:
+                    continue
+                if other.spec.learning.online:
+                    windows[name] = other.window_us
+            now = now_us()  # one "now" for the join and for what is forgotten after it
+            table = self._feed.joinable(self.log, deployment, runtime.spec, set(windows), now, early)
             learned = sum(self._learn_arm(runtime, arm, table) for arm in learners)
-            self._feed.settle(deployment, table, {arm.info.policy_version for arm in learners}, runtime.window_us,
-                              now_us())
+            self._feed.settle(deployment, table, windows, now)
         return learned
 
     @staticmethod
@@ -844,6 +884,12 @@ class Engine:
             with arm.lock:
                 arm.policy.update(learning)  # type: ignore[attr-defined]
             arm.learned.update(ids[i] for i in fresh)
+            arm.learned_total += len(fresh)
+            if len(arm.learned) > LEARNED_IDS:
+                # The ids only guard against a rescanned segment giving rows again, which concerns recent rows:
+                # forget those made more than a window (and a day) ago.
+                horizon_ms = time.time_ns() // 1_000_000 - runtime.window_us // 1000 - 86_400_000
+                arm.learned = {d for d in arm.learned if not looks_like_id(d) or id_time_ms(d) > horizon_ms}
             return len(fresh)
 
     def save_learned(self, deployment: str, arm: str = "production") -> Path:
@@ -861,7 +907,7 @@ class Engine:
     def learned_count(self, deployment: str, arm: str = "production") -> int:
         """How many interactions an arm's in-memory policy has learned since it was loaded."""
         runtime = self._runtime(deployment)
-        return sum(len(a.learned) for a in runtime.arms if a.info.name == arm)
+        return sum(a.learned_total for a in runtime.arms if a.info.name == arm)
 
     def reward_spec(self, deployment: str) -> RewardSpec:
         return self._runtime(deployment).spec.reward

@@ -10,9 +10,10 @@ from typing import Any
 
 from sqlalchemy import Column, Integer, MetaData, String, Table, Text, select
 from sqlalchemy.engine import Engine as SqlEngine
+from sqlalchemy.exc import IntegrityError
 
 from rlops.engine.deployment import DeploymentSpec
-from rlops.errors import NotFoundError
+from rlops.errors import ConflictError, NotFoundError
 from rlops.metadata import open_database
 
 _metadata = MetaData()
@@ -125,18 +126,37 @@ class DeploymentStore:
             return [Revision(r.name, r.revision, r.spec_hash, json.loads(r.spec), r.created_at) for r in rows]
 
     def add(self, name: str, spec_hash: str,
-            spec: dict[str, Any] | Callable[[int, Revision | None], dict[str, Any]]) -> tuple[Revision, bool]:
+            spec: dict[str, Any] | Callable[[int, Revision | None], dict[str, Any]], *,
+            base_revision: int | None = None) -> tuple[Revision, bool]:
         """Store a new revision unless the latest has the same hash; returns ``(revision, created)``.
 
-        ``spec`` may be a function of the new revision's number and the previous revision, called inside the
-        transaction (so what it derives from them cannot race with another writer).
+        ``spec`` may be a function of the new revision's number and the previous revision. Two writers racing for
+        the same number: the second one's insert fails on the key, and it tries again with the next number.
+
+        Raises:
+            ConflictError: ``base_revision`` is given and the latest revision is another one.
         """
+        for attempt in range(10):
+            try:
+                return self._add(name, spec_hash, spec, base_revision)
+            except IntegrityError:
+                if attempt == 9:
+                    raise ConflictError(f"deployment {name!r}: too many concurrent changes; try again") from None
+                time.sleep(0.01 * (attempt + 1))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _add(self, name: str, spec_hash: str, spec: dict[str, Any] | Callable[[int, Revision | None], dict[str, Any]],
+             base_revision: int | None) -> tuple[Revision, bool]:
         with self.engine.begin() as conn:
             row = conn.execute(
                 select(revisions).where(revisions.c.name == name).order_by(revisions.c.revision.desc()).limit(1)
             ).first()
             previous = None if row is None else Revision(row.name, row.revision, row.spec_hash, json.loads(row.spec),
                                                          row.created_at)
+            latest = 0 if previous is None else previous.revision
+            if base_revision is not None and latest != base_revision:
+                raise ConflictError(f"deployment {name!r} changed meanwhile (revision {latest}, this change was "
+                                    f"made on revision {base_revision}); look again and retry")
             if previous is not None and previous.spec_hash == spec_hash:
                 return previous, False
             number = 1 if previous is None else previous.revision + 1

@@ -36,6 +36,7 @@ Signals (labels in braces; ``window`` is the watcher's window):
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -49,7 +50,7 @@ import pyarrow.compute as pc
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from rlops.errors import RlopsError
+from rlops.errors import ConflictError
 from rlops.files import write_atomic
 from rlops.monitoring.alerts import Action, AlertEvaluator, AlertRecord, AlertRules, AlertStore, Signal
 from rlops.monitoring.live import Z95, MonitorSnapshot, ReferenceCache, snapshot
@@ -107,9 +108,11 @@ def _lift(engine: Engine, name: str, rewards: pa.Table) -> Iterator[Signal]:
     yield Signal("lift_high", labels, lift + Z95 * se)
 
 
-def reward_model_error(policy: Any, schema: Any, rewards: pa.Table) -> tuple[float, float, float] | None:
-    """``(bias, rmse, slope)`` of a policy's reward model on logged rows: predicted minus observed reward, and the
-    least-squares slope of observed on predicted (``None`` without a reward model or with under 10 rows)."""
+def reward_model_error(predict: Any, schema: Any, rewards: pa.Table) -> tuple[float, float, float] | None:
+    """``(bias, rmse, slope)`` of a reward model on logged rows: predicted minus observed reward, and the
+    least-squares slope of observed on predicted (``None`` without a reward model or with under 10 rows).
+
+    ``predict``: a policy's ``expected_rewards`` (or the engine's locked version of it)."""
     from rlops.policies import PolicyInput
 
     if rewards.num_rows < 10:
@@ -120,7 +123,7 @@ def reward_model_error(policy: Any, schema: Any, rewards: pa.Table) -> tuple[flo
         candidates = [[{"id": str(j), "features": f} for j, f in enumerate(json.loads(c))]
                       for c in rewards["candidate_features"].to_pylist()]
     batch = PolicyInput.from_contexts(schema, contexts, candidates)
-    expected = policy.expected_rewards(batch)
+    expected = predict(batch)
     if expected is None:
         return None
     chosen = np.asarray(rewards["action_index"].to_numpy(zero_copy_only=False), dtype=np.int64)
@@ -161,6 +164,8 @@ def collect_signals(engine: Engine, *, window_s: float = 300.0, registry: Regist
     for name in engine.store.names():
         try:
             interactions = joined[name].interactions
+            if not engine.spec(name).early_outcomes_usable:  # early outcomes would be a selected sample
+                interactions = interactions.filter(interactions["window_closed"])
             canary, _, result = Rollout(engine).judge(name, interactions)
             if canary is not None and result is not None:
                 labels = {"deployment": name, "canary_version": canary}
@@ -174,14 +179,14 @@ def collect_signals(engine: Engine, *, window_s: float = 300.0, registry: Regist
                 if registry is not None:
                     signals.extend(_gates(registry, name, arm.policy_version))
                 mine = rewards.filter(pc.equal(rewards["policy_version"], arm.policy_version))
-                policy = engine.policy(name, arm.name)
-                error = reward_model_error(policy, engine.spec(name).schema_, mine)
+                predict = functools.partial(engine.expected_rewards, name, arm.name)
+                error = reward_model_error(predict, engine.spec(name).schema_, mine)
                 if error is not None:
                     labels = {"deployment": name, "policy_version": arm.policy_version}
                     for key, value in zip(("bias", "rmse", "slope"), error, strict=True):
                         if math.isfinite(value):
                             signals.append(Signal(f"reward_model_{key}", labels, value))
-        except RlopsError as e:
+        except Exception as e:  # one deployment's trouble must not silence every other signal
             log.warning("monitor: deployment %s skipped: %s", name, e)
     return signals
 
@@ -277,10 +282,18 @@ def _rollback(engine: Engine, alert: AlertRecord) -> str:
     name = alert.labels.get("deployment")
     if not name:
         return "no deployment label: nothing rolled back"
-    if engine.spec(name).canary is None:
-        return f"{name} has no canary: nothing rolled back"
-    change = Rollout(engine, actor=f"alert:{alert.rule}").rollback(name, reason=f"alert {alert.rule}: "
-                                                                                f"{alert.message}")
+    latest = engine.store.latest(name)  # not the engine's cached spec: it may be a second old
+    canary = next((a["version"] for a in latest.arms if a["role"] == "canary"), None)
+    if canary is None:
+        return f"{name} has no canary: nothing rolled back (an alert never rolls production back)"
+    if alert.labels.get("policy_version") not in (None, canary) or alert.labels.get("canary_version") not in (
+            None, canary):
+        return f"the alert is about another version than {name}'s canary {canary}: nothing rolled back"
+    try:
+        change = Rollout(engine, actor=f"alert:{alert.rule}").rollback(
+            name, reason=f"alert {alert.rule}: {alert.message}", expected_canary=canary)
+    except ConflictError as e:
+        return f"not rolled back: {e}"
     return f"rolled back {change.version} (revision {change.revision})"
 
 

@@ -192,9 +192,12 @@ class Loop:
         from rlops.training.offline import retrain_from_table
 
         trained_us = now_us()
-        table = self.engine.interactions(self.deployment, as_of_us=trained_us, include_pending=True).interactions
+        early = self.engine.spec(self.deployment).early_outcomes_usable  # else only closed windows (unbiased)
+        table = self.engine.interactions(self.deployment, as_of_us=trained_us, include_pending=early).interactions
         if table.num_rows < self.config.min_interactions:
-            raise ConflictError(f"deployment {self.deployment!r} has {table.num_rows} joined interactions; "
+            waiting = "" if early else (" (outcomes count once their window has closed, unless the deployment says "
+                                        "all_outcomes_reported)")
+            raise ConflictError(f"deployment {self.deployment!r} has {table.num_rows} joined interactions{waiting}; "
                                 f"retraining needs {self.config.min_interactions} (min_interactions)")
         self.say(f"training on {table.num_rows:,} interactions ({self.config.kind})")
         schema = self.engine.spec(self.deployment).schema_
@@ -248,8 +251,9 @@ class Loop:
                 lineage = Lineage(events=events, reward_spec=self.engine.reward_spec(self.deployment).ref,
                                   parent=parent)
                 # The reference profile drift is measured against: the interactions it was trained on.
+                early = self.engine.spec(self.deployment).early_outcomes_usable
                 trained_on = self.engine.interactions(self.deployment, as_of_us=state.trained_us,
-                                                      include_pending=True).interactions
+                                                      include_pending=early).interactions
                 reference = profile_interactions(trained_on, self.engine.spec(self.deployment).schema_,
                                                  seed=self.config.seed)
                 version = registry.register(name, folder, lineage=lineage, report=state.report, actor="loop",
@@ -299,7 +303,7 @@ class Loop:
         started = state.stage_started_us or now_us()
         while True:
             check = self.rollout.check(self.deployment)
-            if check.action in ("promoted", "rolled_back"):
+            if check.action in ("promoted", "rolled_back") and check.canary_version == candidate:
                 self._finish(state, check.action, f"{candidate}: {check.action} "
                                                   f"({check.result.reason if check.result else ''})")
                 return
@@ -308,7 +312,12 @@ class Loop:
                 self._finish(state, outcome, f"{candidate}: {outcome} (by the guardrail)")
                 return
             if now_us() - started > self.config.canary_timeout * 1e6:
-                self.rollout.rollback(self.deployment, reason="loop: no guardrail verdict within canary_timeout")
+                try:
+                    self.rollout.rollback(self.deployment, reason="loop: no guardrail verdict within canary_timeout",
+                                          expected_canary=candidate)
+                except ConflictError:  # the canary is not ours any more: someone else decided
+                    self._finish(state, "superseded", f"{candidate} is no longer the canary")
+                    return
                 self._finish(state, "rolled_back", f"{candidate}: no verdict in time, rolled back")
                 return
             if check.result is not None:

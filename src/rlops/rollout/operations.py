@@ -14,15 +14,17 @@ Example:
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pydantic
 
 from rlops.engine import DeploymentSpec, Engine
-from rlops.engine.deployment import CanarySpec, HoldoutSpec, PolicySource, ShadowSpec
+from rlops.engine.deployment import PolicySource
 from rlops.engine.engine import now_us
 from rlops.engine.store import Change, Revision
 from rlops.errors import ConflictError, NotFoundError, RlopsError, ValidationError
@@ -83,12 +85,25 @@ class Rollout:
         revision = self.engine.store.latest(name)
         return revision, revision.deployment_spec()
 
-    def _change(self, name: str, spec: DeploymentSpec, action: str, version: str | None, reason: str,
-                moves: list[tuple[str, Stage]], details: dict[str, Any] | None = None) -> Change:
+    def _change(self, name: str, base: Revision, spec: DeploymentSpec | dict[str, Any], action: str,
+                version: str | None, reason: str, moves: list[tuple[str, Stage]],
+                details: dict[str, Any] | None = None) -> Change:
+        """Apply the changed spec on top of ``base`` (refused if the deployment changed meanwhile), move
+        registered versions, record the change."""
         if not isinstance(reason, str) or not reason.strip():
             raise ValidationError("reason", "say why (it is kept in the deployment's history)")
-        spec = DeploymentSpec.model_validate(spec.model_dump(by_alias=True))  # model_copy skips validation
-        result = self.engine.apply(spec)
+        data = spec.model_dump(by_alias=True) if isinstance(spec, DeploymentSpec) else spec
+        try:  # model_copy skips validation: validate the result as a whole
+            checked = DeploymentSpec.model_validate(data)
+        except pydantic.ValidationError as e:
+            first = e.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            rule = str(first["msg"]).removeprefix("Value error, ")
+            named = re.match(r"^([a-z_][a-z0-9_.\[\]]*): (.+)$", rule, re.S)
+            if not where and named:
+                where, rule = named.group(1), named.group(2)
+            raise ValidationError(where or "deployment", rule) from e
+        result = self.engine.apply(checked, base_revision=base.revision)
         notes = self._move(moves, reason)
         change = Change(name, now_us(), result.revision, action, version, self.actor, reason.strip(),
                         {**(details or {}), **({"registry": notes} if notes else {})})
@@ -115,37 +130,37 @@ class Rollout:
 
     def shadow(self, name: str, source: PolicySource, *, shadow: str = "shadow", reason: str) -> Change:
         """Add (or replace) a shadow: it decides on every context, logged with mode=shadow, never answered."""
-        _, spec = self._spec(name)
-        kept = tuple(s for s in spec.shadows if s.name != shadow)
-        spec = spec.model_copy(update={"shadows": (*kept, ShadowSpec(name=shadow, policy=source))})
+        base, spec = self._spec(name)
+        kept = [s.model_dump() for s in spec.shadows if s.name != shadow]
+        data = {**spec.model_dump(by_alias=True), "shadows": [*kept, {"name": shadow, "policy": source.model_dump()}]}
         moves = [(source.version, Stage.SHADOW)] if source.version else []
-        return self._change(name, spec, "shadow", source.describe(), reason, moves, {"shadow": shadow})
+        return self._change(name, base, data, "shadow", source.describe(), reason, moves, {"shadow": shadow})
 
     def unshadow(self, name: str, *, shadow: str = "shadow", reason: str) -> Change:
         """Remove a shadow (its registered version goes back to candidate)."""
-        _, spec = self._spec(name)
+        base, spec = self._spec(name)
         gone = [s for s in spec.shadows if s.name == shadow]
         if not gone:
             raise NotFoundError(f"shadow: deployment {name!r} has no shadow {shadow!r} "
                                 f"(it has {[s.name for s in spec.shadows]})")
         spec = spec.model_copy(update={"shadows": tuple(s for s in spec.shadows if s.name != shadow)})
         version = gone[0].policy.version
-        return self._change(name, spec, "unshadow", gone[0].policy.describe(), reason,
+        return self._change(name, base, spec, "unshadow", gone[0].policy.describe(), reason,
                             [(version, Stage.CANDIDATE)] if version else [], {"shadow": shadow})
 
     def canary(self, name: str, source: PolicySource, fraction: float, *, reason: str) -> Change:
         """Serve ``source`` to a sticky ``fraction`` of units next to production (or change the fraction)."""
-        _, spec = self._spec(name)
-        try:
-            canary = CanarySpec(policy=source, fraction=fraction)
-        except ValueError as e:
-            raise ValidationError("fraction", f"must be between 0 and 1 (exclusive), got {fraction}") from e
+        base, spec = self._spec(name)
+        if not (isinstance(fraction, int | float) and 0.0 < fraction < 1.0):
+            raise ValidationError("fraction", f"must be between 0 and 1 (exclusive), got {fraction}")
         # A shadow graduating to canary leaves the shadows.
-        shadows = tuple(s for s in spec.shadows if s.policy != source)
-        updated = DeploymentSpec.model_validate({**spec.model_dump(by_alias=True), "canary": canary.model_dump(),
-                                                 "shadows": [s.model_dump() for s in shadows]})
+        shadows = [s.model_dump() for s in spec.shadows if s.policy != source]
+        data = {**spec.model_dump(by_alias=True), "canary": {"policy": source.model_dump(), "fraction": fraction},
+                "shadows": shadows}
         moves = [(source.version, Stage.CANARY)] if source.version else []
-        return self._change(name, updated, "canary", source.describe(), reason, moves, {"fraction": fraction})
+        if spec.canary is not None and spec.canary.policy.version and spec.canary.policy != source:
+            moves.append((spec.canary.policy.version, Stage.CANDIDATE))  # the canary it replaces
+        return self._change(name, base, data, "canary", source.describe(), reason, moves, {"fraction": fraction})
 
     def _expect(self, name: str, revision: Revision, expected: str | None) -> None:
         """Refuse to act on a canary other than the one judged (someone changed it since)."""
@@ -169,7 +184,7 @@ class Rollout:
         if spec.policy.version and (not new.version or ModelRef.parse(new.version).name
                                     != ModelRef.parse(spec.policy.version).name):
             moves.append((spec.policy.version, Stage.RETIRED))
-        return self._change(name, updated, "promote", new.describe(), reason, moves, details)
+        return self._change(name, revision, updated, "promote", new.describe(), reason, moves, details)
 
     def rollback(self, name: str, *, reason: str, details: dict[str, Any] | None = None,
                  expected_canary: str | None = None) -> Change:
@@ -181,7 +196,7 @@ class Rollout:
         if spec.canary is not None:
             gone = spec.canary.policy
             updated = spec.model_copy(update={"canary": None})
-            return self._change(name, updated, "rollback", gone.describe(), reason,
+            return self._change(name, revision, updated, "rollback", gone.describe(), reason,
                                 [(gone.version, Stage.CANDIDATE)] if gone.version else [], details)
         previous = self._previous_production(name, spec)
         if previous is None:
@@ -193,7 +208,7 @@ class Rollout:
             moves.append((spec.policy.version, Stage.RETIRED))
         if previous.version:
             moves.append((previous.version, Stage.PRODUCTION))
-        return self._change(name, updated, "rollback", previous.describe(), reason, moves, details)
+        return self._change(name, revision, updated, "rollback", previous.describe(), reason, moves, details)
 
     def _previous_production(self, name: str, spec: DeploymentSpec) -> PolicySource | None:
         for revision in reversed(self.engine.store.history(name)):
@@ -204,16 +219,14 @@ class Rollout:
 
     def holdout(self, name: str, source: PolicySource | None, fraction: float = 0.05, *, reason: str) -> Change:
         """Serve the baseline ``source`` to a sticky ``fraction`` of units, to measure lift; ``None`` removes it."""
-        _, spec = self._spec(name)
-        holdout = None
-        if source is not None:
-            try:
-                holdout = HoldoutSpec(policy=source, fraction=fraction)
-            except ValueError as e:
-                raise ValidationError("fraction", f"must be in (0, 0.5], got {fraction}") from e
-        updated = DeploymentSpec.model_validate({**spec.model_dump(by_alias=True),
-                                                 "holdout": None if holdout is None else holdout.model_dump()})
-        return self._change(name, updated, "holdout", None if source is None else source.describe(), reason, [],
+        base, spec = self._spec(name)
+        if source is not None and not (isinstance(fraction, int | float) and 0.0 < fraction <= 0.5):
+            raise ValidationError("fraction", f"must be in (0, 0.5], got {fraction}")
+        if source is None and spec.holdout is None:
+            raise ConflictError(f"deployment {name!r} has no holdout to remove")
+        data = {**spec.model_dump(by_alias=True),
+                "holdout": None if source is None else {"policy": source.model_dump(), "fraction": fraction}}
+        return self._change(name, base, data, "holdout", None if source is None else source.describe(), reason, [],
                             {"fraction": fraction if source is not None else 0.0})
 
     def history(self, name: str, limit: int | None = None) -> list[Change]:
@@ -230,8 +243,10 @@ class Rollout:
         fresh :class:`GuardrailMonitor`, looking every :data:`LOOK_EVERY` rows: the verdict is the one a monitor
         watching continuously would have reached, so checking more or less often does not change it. Metrics:
         ``reward`` (from the join) and, if the deployment's guardrail names it, ``latency_us`` per decision.
-        ``interactions``: the deployment's ``include_pending`` join when the caller has it already (default: join
-        now).
+        Outcomes that arrived before their window closed count only if the deployment's
+        ``early_outcomes_usable`` says they are not a selected sample; otherwise the verdict waits for windows to
+        close. ``interactions``: the deployment's ``include_pending`` join when the caller has it already
+        (default: join now).
         """
         revision, spec = self._spec(name)
         production = revision.policy_version
@@ -241,6 +256,8 @@ class Rollout:
         since = self._canary_since(name, canary)
         table = self.engine.interactions(name, include_pending=True).interactions if interactions is None \
             else interactions
+        if not spec.early_outcomes_usable:  # early outcomes would be a selected sample (see DeploymentSpec)
+            table = table.filter(table["window_closed"])
         table = table.filter(pc.greater_equal(pc.cast(table["ts"], pa.int64()), since))
         versions = table["policy_version"]
         table = table.filter(pc.or_(pc.equal(versions, canary), pc.equal(versions, production)))

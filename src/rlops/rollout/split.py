@@ -2,9 +2,9 @@
 
 A unit's place on ``[0, 1)`` is a hash of the deployment's salt and the unit id, so the same unit always lands on
 the same spot, in every process and after every restart, and different deployments (different salts) split
-independently. The holdout takes ``[0, h)``, the canary ``[h, h + c)``, production the rest. Raising the canary's
-fraction only adds units to it (none moves from canary to production); promoting or rolling back moves everyone
-to production at once.
+independently. The canary takes ``[0, c)``, the holdout ``[1 - h, 1)``, production what lies between. Raising the
+canary's fraction only adds units to it (none moves from canary to production), and adding, changing or removing
+the holdout moves no canary unit; promoting or rolling back moves everyone to production at once.
 """
 
 from __future__ import annotations
@@ -52,10 +52,10 @@ class Split:
         if self.trivial:
             return Slot.PRODUCTION
         u = unit_position(self.salt, unit_id)
-        if u < self.holdout:
-            return Slot.HOLDOUT
-        if u < self.holdout + self.canary:
+        if u < self.canary:
             return Slot.CANARY
+        if u >= 1.0 - self.holdout:
+            return Slot.HOLDOUT
         return Slot.PRODUCTION
 
     def slots(self, unit_ids: Sequence[str]) -> NDArray[np.int8]:

@@ -157,7 +157,7 @@ class Supervisor:
         if not spec.learning.online or now - self._last_learn.get(name, -1e18) < spec.learning.interval_seconds:
             return
         self._last_learn[name] = now
-        learned = self.engine.learn(name, include_pending=True)
+        learned = self.engine.learn(name)  # early outcomes only where the deployment says they are usable
         if not learned:
             return
         report.learned[name] = learned
