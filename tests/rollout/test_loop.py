@@ -3,6 +3,7 @@ interrupted cycle resumes at its step without training or registering twice."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -147,3 +148,12 @@ def test_too_little_data_is_a_clear_error_and_triggers_round_trip(engine: Engine
     request_retrain(engine.home.root, "news", "drift alert")
     assert take_trigger(engine.home.root, "news")["reason"] == "drift alert"  # type: ignore[index]
     assert take_trigger(engine.home.root, "news") is None
+
+
+def test_a_shadow_that_never_logs_times_out(engine: Engine) -> None:
+    World(engine, seed=4).traffic(1000)
+    config = LoopConfig(kind="bandit", shadow_decisions=10_000, shadow_timeout=0.5, poll=0.1, min_interactions=500)
+    state = Loop(engine, "news", config, sleep=time.sleep).run_cycle()
+    assert state.outcome == "rejected" and "shadow_timeout" in state.notes[-1]
+    assert engine.spec("news").shadows == ()  # the shadow was taken out again
+    assert [c.action for c in engine.store.changes("news")] == ["shadow", "unshadow"]

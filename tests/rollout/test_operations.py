@@ -261,3 +261,27 @@ def test_concurrent_changes_neither_crash_nor_lose_updates(engine: Engine) -> No
     # A change made on an old revision is refused rather than silently undoing the ones since.
     with pytest.raises(ConflictError, match="changed meanwhile"):
         engine.apply(spec(canary={"policy": FOOD, "fraction": 0.1}), base_revision=3)
+
+
+def test_a_second_rollback_does_not_flip_back(engine: Engine) -> None:
+    rollout = Rollout(engine)
+    rollout.canary("news", PolicySource(**FOOD), 0.5, reason="try")
+    rollout.promote("news", reason="ok")
+    rollout.rollback("news", reason="undo the promotion")
+    assert engine.arms("news")[0].policy_version == "news@r1"
+    with pytest.raises(ConflictError, match="not a promotion to undo"):
+        rollout.rollback("news", reason="again")
+    assert engine.arms("news")[0].policy_version == "news@r1"
+
+
+def test_a_replaced_shadow_goes_back_to_candidate(engine: Engine, tmp_path: Path) -> None:
+    with Registry(engine.home) as registry:
+        first = registry.register("m", save_policy(RulePolicy(WORLD.schema, always_food), tmp_path / "a"))
+        second = registry.register("m", save_policy(RulePolicy(WORLD.schema, always_news, epsilon=0.3),
+                                                    tmp_path / "b"))
+    rollout = Rollout(engine)
+    rollout.shadow("news", parse_source(f"m@{first.version}"), reason="look")
+    rollout.shadow("news", parse_source(f"m@{second.version}"), reason="look at the other one instead")
+    with Registry(engine.home) as registry:
+        assert registry.get("m", first.version).stage is Stage.CANDIDATE
+        assert registry.get("m", second.version).stage is Stage.SHADOW

@@ -69,6 +69,8 @@ class LoopConfig(BaseModel):
         shadow_decisions: shadow decisions to log before the canary starts (default 200; 0 skips the shadow).
         canary_fraction: the canary's share of units (default 0.1).
         canary_timeout: seconds to wait for the guardrail's verdict before rolling back (default 3600).
+        shadow_timeout: seconds to wait for ``shadow_decisions`` (a shadow that fails to decide logs nothing);
+            then the shadow is removed and the cycle ends as ``rejected`` (default 3600).
         require_approval: stop before the canary and wait for a human (``rlops deploy canary``).
         poll: seconds between looks while shadowing or in canary (default 2).
         seed: seeds training and validation.
@@ -81,6 +83,7 @@ class LoopConfig(BaseModel):
     shadow_decisions: int = Field(default=200, ge=0)
     canary_fraction: float = Field(default=0.1, gt=0.0, lt=1.0)
     canary_timeout: float = Field(default=3600.0, gt=0.0)
+    shadow_timeout: float = Field(default=3600.0, gt=0.0)
     require_approval: bool = False
     poll: float = Field(default=2.0, gt=0.0)
     seed: int = 0
@@ -279,6 +282,12 @@ class Loop:
             self._save(state, f"{candidate} in shadow")
         since = state.stage_started_us or 0
         while (seen := self._shadow_count(candidate, since)) < self.config.shadow_decisions:
+            if now_us() - since > self.config.shadow_timeout * 1e6:
+                self.rollout.unshadow(self.deployment, shadow="loop",
+                                      reason=f"loop: {seen} shadow decisions in {self.config.shadow_timeout:g} s")
+                self._finish(state, "rejected", f"{candidate}: only {seen} of {self.config.shadow_decisions} "
+                                                "shadow decisions before shadow_timeout (see logs/service.log)")
+                return
             self.say(f"  shadow: {seen}/{self.config.shadow_decisions} decisions")
             self.sleep(self.config.poll)
         if self.config.require_approval or self.engine.spec(self.deployment).require_approval:

@@ -134,6 +134,9 @@ class Rollout:
         kept = [s.model_dump() for s in spec.shadows if s.name != shadow]
         data = {**spec.model_dump(by_alias=True), "shadows": [*kept, {"name": shadow, "policy": source.model_dump()}]}
         moves = [(source.version, Stage.SHADOW)] if source.version else []
+        replaced = next((s.policy.version for s in spec.shadows if s.name == shadow and s.policy != source), None)
+        if replaced:
+            moves.append((replaced, Stage.CANDIDATE))  # the shadow it replaces
         return self._change(name, base, data, "shadow", source.describe(), reason, moves, {"shadow": shadow})
 
     def unshadow(self, name: str, *, shadow: str = "shadow", reason: str) -> Change:
@@ -200,8 +203,8 @@ class Rollout:
                                 [(gone.version, Stage.CANDIDATE)] if gone.version else [], details)
         previous = self._previous_production(name, spec)
         if previous is None:
-            raise ConflictError(f"deployment {name!r} has no canary and no earlier production policy to roll "
-                                "back to")
+            raise ConflictError(f"deployment {name!r} has no canary, and production is not a promotion to undo "
+                                "(no promotion recorded, or it was rolled back already)")
         updated = spec.model_copy(update={"policy": previous})
         moves: list[tuple[str, Stage]] = []
         if spec.policy.version:
@@ -211,11 +214,17 @@ class Rollout:
         return self._change(name, revision, updated, "rollback", previous.describe(), reason, moves, details)
 
     def _previous_production(self, name: str, spec: DeploymentSpec) -> PolicySource | None:
-        for revision in reversed(self.engine.store.history(name)):
-            source = revision.deployment_spec().policy
-            if source != spec.policy:
-                return source
-        return None
+        """Production as it was just before the last promotion (``None`` without one, or if production is that
+        policy already: a second rollback does not flip back)."""
+        promoted = [c for c in self.engine.store.changes(name) if c.action == "promote"]
+        if not promoted:
+            return None
+        history = {r.revision: r for r in self.engine.store.history(name)}
+        before = history.get(promoted[-1].revision - 1)
+        if before is None:
+            return None
+        source = before.deployment_spec().policy
+        return None if source == spec.policy else source
 
     def holdout(self, name: str, source: PolicySource | None, fraction: float = 0.05, *, reason: str) -> Change:
         """Serve the baseline ``source`` to a sticky ``fraction`` of units, to measure lift; ``None`` removes it."""
