@@ -807,11 +807,15 @@ class Engine:
                     as_of_us=now_us() if as_of_us is None else as_of_us, include_pending=include_pending)
 
     def join_all(self, names: Sequence[str] | None = None, *, as_of_us: int | None = None,
-                 include_pending: bool = False) -> dict[str, JoinResult]:
-        """Join several deployments (default: all), each under its own reward spec, reading the log once."""
+                 include_pending: bool = False, tables: tuple[pa.Table, pa.Table] | None = None
+                 ) -> dict[str, JoinResult]:
+        """Join several deployments (default: all), each under its own reward spec, reading the log once.
+
+        ``tables``: the log's decisions and outcomes when the caller has read them already.
+        """
         chosen = list(self.store.names() if names is None else names)
         specs = {name: self._runtime(name).spec for name in chosen}  # unknown names fail before any reading
-        decisions, outcomes = self.log.read_decisions(), self.log.read_outcomes()
+        decisions, outcomes = tables if tables is not None else (self.log.read_decisions(), self.log.read_outcomes())
         now = now_us() if as_of_us is None else as_of_us
         return {name: join(decisions, outcomes, spec.reward, deployment=name, window_seconds=spec.window_seconds,
                            as_of_us=now, include_pending=include_pending)

@@ -186,7 +186,8 @@ class ReferenceCache:
 
 def snapshot(engine: Engine, deployments: Sequence[str] | None = None, *, window_s: float = 60.0,
              as_of_us: int | None = None, references: ReferenceCache | None = None,
-             drift_rows: int = 5000, config: DriftConfig | None = None) -> MonitorSnapshot:
+             drift_rows: int = 5000, config: DriftConfig | None = None,
+             tables: tuple[pa.Table, pa.Table] | None = None) -> MonitorSnapshot:
     """The key numbers of ``deployments`` (default: all), per policy version.
 
     Args:
@@ -198,6 +199,7 @@ def snapshot(engine: Engine, deployments: Sequence[str] | None = None, *, window
         references: registered profiles to compute drift against (default: none, no drift).
         drift_rows: most recent decisions of the window compared for drift, >= 1 (default 5000).
         config: drift thresholds (default :class:`DriftConfig()`; the domain classifier is never run here).
+        tables: the log's decisions and outcomes, when the caller has read them already (default: read now).
 
     Raises:
         NotFoundError: an unknown deployment.
@@ -213,7 +215,7 @@ def snapshot(engine: Engine, deployments: Sequence[str] | None = None, *, window
     revisions = {name: engine.store.latest(name) for name in names}  # NotFoundError names an unknown one
     specs = {name: revision.deployment_spec() for name, revision in revisions.items()}
     now = now_us() if as_of_us is None else as_of_us
-    decisions, outcomes = engine.log.read_decisions(), engine.log.read_outcomes()
+    decisions, outcomes = tables if tables is not None else (engine.log.read_decisions(), engine.log.read_outcomes())
     quick = (config or DriftConfig()).model_copy(update={"domain_classifier": DomainClassifier.NONE})
     rows: list[VersionNumbers] = []
     for name in names:

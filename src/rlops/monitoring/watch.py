@@ -158,9 +158,10 @@ def collect_signals(engine: Engine, *, window_s: float = 300.0, registry: Regist
     from rlops.engine.engine import now_us
     from rlops.rollout.operations import Rollout
 
-    signals = list(_live_signals(snapshot(engine, window_s=window_s, references=references)))
+    tables = (engine.log.read_decisions(), engine.log.read_outcomes())  # one read of the log for everything
+    signals = list(_live_signals(snapshot(engine, window_s=window_s, references=references, tables=tables)))
     since = now_us() - round(window_s * 1e6)
-    joined = engine.join_all(include_pending=True)  # one read of the log for everything below
+    joined = engine.join_all(include_pending=True, tables=tables)
     for name in engine.store.names():
         try:
             interactions = joined[name].interactions
