@@ -23,7 +23,9 @@ COMMANDS = [[], ["init"], ["demo"], ["serve"], ["deploy"], ["deploy", "apply"], 
             ["events", "ingest"], ["deploy", "shadow"], ["deploy", "canary"], ["deploy", "promote"],
             ["deploy", "rollback"], ["deploy", "holdout"], ["deploy", "arms"], ["deploy", "history"],
             ["deploy", "check"], ["alerts"], ["alerts", "list"], ["alerts", "check"],
-            ["drift"], ["drift", "report"], ["monitor"], ["retrain"], ["loop"]]
+            ["drift"], ["drift", "report"], ["monitor"], ["retrain"], ["loop"],
+            ["keys"], ["keys", "create"], ["keys", "list"], ["keys", "revoke"], ["audit"], ["audit", "verify"],
+            ["audit", "export"], ["audit", "tail"]]
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "rlops")

@@ -4,26 +4,20 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
+import rlops.cli.main  # noqa: F401  (registers every command on the app)
 from rlops.cli.common import app
 from rlops.home import Home
 from rlops.security.audit import AuditAction, AuditLog
 
 
 @pytest.fixture(scope="module")
-def runner() -> Iterator[CliRunner]:
-    """A runner on the shared app with the ``audit`` group registered (and removed again if it was not before)."""
-    before = list(app.registered_groups)
-    from rlops.cli import audit as _audit  # noqa: F401  registers the group on import
-
-    yield CliRunner()
-    if not any(g.name == "audit" for g in before):
-        app.registered_groups[:] = [g for g in app.registered_groups if g.name != "audit"]
+def runner() -> CliRunner:
+    return CliRunner()
 
 
 @pytest.fixture

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import re
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
+import rlops.cli.main  # noqa: F401  (registers every command on the app)
 from rlops.cli.common import app
 from rlops.errors import NotFoundError, UnauthorizedError
 from rlops.home import Home
@@ -17,18 +16,6 @@ from rlops.security import KeyStore, Permission, Role
 
 runner = CliRunner()
 KEY = re.compile(r"rlk_[0-9a-f]{12}_[A-Za-z0-9_-]{43}")
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _keys_commands() -> Iterator[None]:
-    """``rlops keys`` for these tests; until ``rlops.cli.main`` imports the module, only for these tests (so the
-    README's command table is not expected to list it yet)."""
-    fresh = "rlops.cli.keys" not in sys.modules
-    import rlops.cli.keys as module
-
-    yield
-    if fresh:
-        app.registered_groups[:] = [g for g in app.registered_groups if g.typer_instance is not module.keys_app]
 
 
 @pytest.fixture
