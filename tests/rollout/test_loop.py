@@ -157,3 +157,22 @@ def test_a_shadow_that_never_logs_times_out(engine: Engine) -> None:
     assert state.outcome == "rejected" and "shadow_timeout" in state.notes[-1]
     assert engine.spec("news").shadows == ()  # the shadow was taken out again
     assert [c.action for c in engine.store.changes("news")] == ["shadow", "unshadow"]
+
+
+def test_the_schedule_waits_for_a_trigger_and_runs_one_cycle_per_trigger(engine: Engine) -> None:
+    World(engine).traffic(50)  # too little data: the cycle is skipped, and counted
+    lines: list[str] = []
+    naps: list[float] = []
+
+    def nap(seconds: float) -> None:
+        naps.append(seconds)
+        if len(naps) == 3:
+            raise Interrupt  # nothing due, no trigger: it keeps waiting
+
+    loop = Loop(engine, "news", CONFIG, say=lines.append)
+    with pytest.raises(Interrupt):
+        loop.run_schedule(None, sleep=nap)
+    request_retrain(engine.home.root, "news", "drift alert")
+    assert loop.run_schedule(None, max_cycles=1, sleep=nap) == 1
+    assert "triggered: drift alert" in lines and any(line.startswith("cycle skipped") for line in lines)
+    assert take_trigger(engine.home.root, "news") is None  # the trigger was consumed

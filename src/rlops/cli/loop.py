@@ -26,16 +26,22 @@ Timeout = Annotated[float, typer.Option("--canary-timeout", min=1.0, help="Secon
 MinRows = Annotated[int, typer.Option("--min-interactions", min=1, help="Joined interactions needed to train.")]
 
 
-def _config(kind: str, gates: str | None, shadow: int, fraction: float, timeout: float,
-            min_rows: int) -> LoopConfig:
+_OPTIONS = {"kind": "--kind", "gates": "--gates", "shadow_decisions": "--shadow-decisions",
+            "canary_fraction": "--canary-fraction", "canary_timeout": "--canary-timeout",
+            "min_interactions": "--min-interactions"}
+
+
+def _config(**values: object) -> LoopConfig:
+    import pydantic
+
     from rlops.rollout.loop import LoopConfig
 
-    if kind not in ("auto", "bandit", "bc", "cql"):
-        raise typer.BadParameter(f"unknown kind {kind!r} (auto, bandit, bc, cql)", param_hint="--kind")
-    if not 0.0 < fraction < 1.0:
-        raise typer.BadParameter("must be between 0 and 1 (exclusive)", param_hint="--canary-fraction")
-    return LoopConfig(kind=kind, gates=gates, shadow_decisions=shadow, canary_fraction=fraction,
-                      canary_timeout=timeout, min_interactions=min_rows)
+    try:
+        return LoopConfig.model_validate(values)
+    except pydantic.ValidationError as e:
+        first = e.errors()[0]
+        field = str(first["loc"][0]) if first["loc"] else ""
+        raise typer.BadParameter(str(first["msg"]), param_hint=_OPTIONS.get(field, field)) from e
 
 
 def _say(line: str) -> None:
@@ -59,14 +65,13 @@ def retrain(
     from rlops.engine import Engine
     from rlops.rollout.loop import Loop, Step
 
-    config = _config(kind, gates, shadow_decisions, canary_fraction, canary_timeout, min_interactions)
+    config = _config(kind=kind, gates=gates, shadow_decisions=shadow_decisions, canary_fraction=canary_fraction,
+                     canary_timeout=canary_timeout, min_interactions=min_interactions)
     until = {None: None, "register": Step.SHADOW, "shadow": Step.CANARY}
     if stop_after not in until:
         raise typer.BadParameter("expected register or shadow", param_hint="--stop-after")
     with Engine(existing_home(home)) as engine:
-        loop = Loop(engine, deployment, config, say=_say)
-        last = loop.state()
-        state = loop.run_cycle(new=last is not None and last.step is Step.DONE, until=until[stop_after])
+        state = Loop(engine, deployment, config, say=_say).run_cycle(until=until[stop_after])
     if state.step is Step.DONE:
         console.print(f"cycle {state.cycle}: [bold]{state.outcome}[/] ({escape(str(state.candidate))})")
     else:
@@ -87,37 +92,15 @@ def loop(
     """Run retrain -> validate -> shadow -> canary -> promote/rollback on a schedule (--every) or when an alert's
     retrain action triggers it; safe to interrupt and restart (it resumes the cycle it was in)."""
     from rlops.engine import Engine
-    from rlops.errors import ConflictError
     from rlops.rewards import parse_duration
-    from rlops.rollout.loop import Loop, Step, take_trigger
+    from rlops.rollout.loop import Loop
 
-    config = _config(kind, gates, shadow_decisions, canary_fraction, canary_timeout, min_interactions)
+    config = _config(kind=kind, gates=gates, shadow_decisions=shadow_decisions, canary_fraction=canary_fraction,
+                     canary_timeout=canary_timeout, min_interactions=min_interactions)
     try:
         period = None if every is None else parse_duration(every)
     except ValueError as e:
         raise typer.BadParameter(str(e), param_hint="--every") from e
-    cycles = 0
     with Engine(existing_home(home)) as engine:
-        runner = Loop(engine, deployment, config, say=_say)
-        state = runner.state()
-        next_at = time.monotonic()
-        if state is not None and state.step is not Step.DONE:
-            next_at = time.monotonic()  # an interrupted cycle resumes at once
-        elif period is None:
-            next_at = float("inf")
         _say(f"loop on {deployment}: " + (f"every {every}" if every else "on trigger") + "; Ctrl-C to stop")
-        while not max_cycles or cycles < max_cycles:
-            trigger = take_trigger(engine.home.root, deployment)
-            if trigger is None and time.monotonic() < next_at:
-                time.sleep(1.0)
-                continue
-            if trigger is not None:
-                _say(f"triggered: {trigger.get('reason', '')}")
-            last = runner.state()
-            try:
-                state = runner.run_cycle(new=last is not None and last.step is Step.DONE)
-                _say(f"cycle {state.cycle}: {state.outcome}")
-            except ConflictError as e:  # not enough data yet: wait for the next turn
-                _say(f"cycle skipped: {e}")
-            cycles += 1
-            next_at = time.monotonic() + period if period is not None else float("inf")
+        Loop(engine, deployment, config, say=_say).run_schedule(period, max_cycles=max_cycles)

@@ -375,7 +375,7 @@ def run_closed_loop(home: Path, *, seed: int = 0, say: Say | None = None, fast: 
                                 shadow_decisions=sizes.shadow_decisions, canary_fraction=0.5, poll=sizes.poll,
                                 canary_timeout=sizes.canary_timeout, seed=seed)
             sleep = _waiting_for_the_server(engine, traffic, sizes, say)
-            state = Loop(engine, LOGGING, config, say=say, sleep=sleep).run_cycle(new=True)
+            state = Loop(engine, LOGGING, config, say=say, sleep=sleep).run_cycle()
             broken, broken_seconds = _broken_canary(engine, traffic, sizes, say, layout.root)
         finally:
             traffic.close()

@@ -28,12 +28,13 @@ Example:
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field
@@ -77,7 +78,7 @@ class LoopConfig(BaseModel):
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    kind: str = "auto"
+    kind: Literal["auto", "bandit", "bc", "cql"] = "auto"
     min_interactions: int = Field(default=200, ge=1)
     gates: str | None = None
     shadow_decisions: int = Field(default=200, ge=0)
@@ -172,20 +173,47 @@ class Loop:
 
     # ---- one cycle ------------------------------------------------------------------------------------------
 
-    def run_cycle(self, *, new: bool = False, until: Step | None = None) -> LoopState:
-        """Run (or resume) a cycle to its end, or until its next step is ``until``; ``new`` starts a new cycle
-        even if the last one is finished."""
+    def run_cycle(self, *, until: Step | None = None) -> LoopState:
+        """Resume the current cycle, or start a new one if there is none or the last one finished; run it to its
+        end, or until its next step is ``until``."""
         state = self.state()
-        if state is None or (state.step is Step.DONE and new):
+        if state is None or state.step is Step.DONE:
             state = LoopState(self.deployment, cycle=1 if state is None else state.cycle + 1)
             self._save(state, f"cycle {state.cycle}: started")
-        elif state.step is not Step.DONE:
+        else:
             self.say(f"cycle {state.cycle}: resuming at {state.step.value}")
         steps = {Step.TRAIN: self._train, Step.VALIDATE: self._validate, Step.REGISTER: self._register,
                  Step.SHADOW: self._shadow, Step.CANARY: self._canary}
         while state.step is not Step.DONE and state.step is not until:
             steps[state.step](state)
         return state
+
+    def run_schedule(self, every_s: float | None = None, *, max_cycles: int = 0,
+                     sleep: Callable[[float], None] = time.sleep) -> int:
+        """Run cycles every ``every_s`` seconds and whenever a retrain trigger arrives (:func:`request_retrain`),
+        until ``max_cycles`` cycles have run (0: forever); returns how many ran.
+
+        An interrupted cycle resumes at once. A cycle refused for too little data is skipped until the next turn.
+        """
+        last = self.state()
+        due = time.monotonic() if (last is not None and last.step is not Step.DONE) or every_s is not None \
+            else math.inf
+        cycles = 0
+        while not max_cycles or cycles < max_cycles:
+            trigger = take_trigger(self.engine.home.root, self.deployment)
+            if trigger is None and time.monotonic() < due:
+                sleep(1.0)
+                continue
+            if trigger is not None:
+                self.say(f"triggered: {trigger.get('reason', '')}")
+            try:
+                state = self.run_cycle()
+                self.say(f"cycle {state.cycle}: {state.outcome}")
+            except ConflictError as e:  # not enough data yet: wait for the next turn
+                self.say(f"cycle skipped: {e}")
+            cycles += 1
+            due = time.monotonic() + every_s if every_s is not None else math.inf
+        return cycles
 
     def _finish(self, state: LoopState, outcome: str, note: str) -> None:
         state.outcome, state.step = outcome, Step.DONE
