@@ -36,7 +36,7 @@ from rlops.errors import ConfigError, ConflictError, NotFoundError, RlopsError, 
 from rlops.events import EventLog
 from rlops.events.ids import id_time_ms, looks_like_id, new_id
 from rlops.events.join import CLOCK_SKEW_US, JoinResult, join, orphan_outcomes
-from rlops.events.log import IndexCursor
+from rlops.events.log import DecisionRef, IndexCursor
 from rlops.events.records import DECISION_SCHEMA, OUTCOME_SCHEMA, DecisionRecord, Mode, OutcomeRecord
 from rlops.home import Home
 from rlops.policies import BasePolicy, LearningBatch, PolicyInput, kinds, load_policy, save_policy
@@ -307,7 +307,7 @@ class Engine:
         self.log = EventLog(self.home.events, fsync=fsync)
         self._runtimes: dict[str, _Runtime] = {}
         self._lock = threading.RLock()
-        self._index: dict[str, tuple[str, int]] | None = None
+        self._index: dict[str, DecisionRef] | None = None
         self._cursor = IndexCursor()
         self._index_update_started = 0.0  # monotonic time the last incremental index update began
         self._index_read_wall_ms = 0  # ids made (by their embedded time) after this may be missing from the index
@@ -522,7 +522,8 @@ class Engine:
 
     # ---- decisions --------------------------------------------------------------------------------------------
 
-    def decide(self, deployment: str, context: Any, unit_id: Any, actions: Any = None) -> Decision:
+    def decide(self, deployment: str, context: Any, unit_id: Any, actions: Any = None, *,
+               key_id: str | None = None) -> Decision:
         """Choose an action for one context, log the decision durably, and return it.
 
         Args:
@@ -530,11 +531,13 @@ class Engine:
             context: the raw context features (validated against the deployment's schema).
             unit_id: the subject of the decision (a user, a building, a patient), at most 256 characters.
             actions: per-request candidates ``[{"id": ..., "features": {...}}]`` for candidate action spaces.
+            key_id: the API key asking (the service passes it; logged with the decision).
         """
-        return self.decide_batch(deployment, [context], [unit_id], None if actions is None else [actions])[0]
+        return self.decide_batch(deployment, [context], [unit_id], None if actions is None else [actions],
+                                 key_id=key_id)[0]
 
     def decide_batch(self, deployment: str, contexts: Sequence[Any], unit_ids: Sequence[Any],
-                     actions: Sequence[Any] | None = None) -> list[Decision]:
+                     actions: Sequence[Any] | None = None, *, key_id: str | None = None) -> list[Decision]:
         """Decide for several contexts at once; all are validated before any is logged."""
         runtime = self._runtime(deployment)
         schema = runtime.spec.schema_
@@ -565,14 +568,14 @@ class Engine:
             picked = rows if runtime.split.trivial else np.flatnonzero(slots == slot)
             if len(picked):
                 for i, pair in zip(picked.tolist(), self._act(deployment, arm, Mode.SERVED, picked, x, valid,
-                                                              candidates, encoded, units, ts), strict=True):
+                                                              candidates, encoded, units, ts, key_id), strict=True):
                     served[i] = pair
         records = [served[i][1] for i in range(len(valid))]
         shadowed: list[DecisionRecord] = []
         for arm in runtime.shadows:  # never answered; a shadow that fails must not fail the request
             try:
                 shadowed.extend(r for _, r in self._act(deployment, arm, Mode.SHADOW, rows, x, valid, candidates,
-                                                        encoded, units, ts))
+                                                        encoded, units, ts, key_id))
             except Exception:
                 log.exception("shadow %s of %s failed to decide", arm.info.name, deployment)
         self.log.append(records + shadowed)
@@ -582,7 +585,7 @@ class Engine:
         keep_context = bool(runtime.spec.reward.context)
         for i in range(len(valid)):
             record = served[i][1]
-            index_map[record.decision_id] = (deployment, ts)
+            index_map[record.decision_id] = (deployment, ts, key_id)
             if keep_context:
                 self._contexts[record.decision_id] = record.context
         while len(self._contexts) > CONTEXT_CACHE:
@@ -592,7 +595,8 @@ class Engine:
     @staticmethod
     def _act(deployment: str, arm: _Arm, mode: Mode, rows: np.ndarray[Any, Any], x: np.ndarray[Any, Any],
              valid: list[dict[str, Any]], candidates: list[list[dict[str, Any]]] | None,
-             encoded: list[Any] | None, units: list[str], ts: int) -> list[tuple[Decision, DecisionRecord]]:
+             encoded: list[Any] | None, units: list[str], ts: int,
+             key_id: str | None) -> list[tuple[Decision, DecisionRecord]]:
         """Let one arm decide for some rows of a batch; returns the answer and the log record of each."""
         schema = arm.policy.schema
         whole = len(rows) == len(valid)
@@ -621,7 +625,7 @@ class Engine:
                 unit_id=units[i], context=valid[i], actions=names or [], action=action, action_index=index,
                 propensity=propensities[j], probabilities=prob_list,
                 candidate_features=None if candidates is None else [c["features"] for c in candidates[i]],
-                latency_us=latency_us)
+                latency_us=latency_us, key_id=key_id)
             decision = Decision(decision_id, deployment, version, action, index, propensities[j],
                                 None if prob_list is None else dict(zip(names or [], prob_list, strict=True)),
                                 latency_us)
@@ -649,17 +653,17 @@ class Engine:
 
     # ---- outcomes ---------------------------------------------------------------------------------------------
 
-    def _decision_index(self) -> dict[str, tuple[str, int]]:
+    def _decision_index(self) -> dict[str, DecisionRef]:
         if self._index is None:
             with self._lock:
                 if self._index is None:
-                    index: dict[str, tuple[str, int]] = {}
+                    index: dict[str, DecisionRef] = {}
                     self._index_read_wall_ms = time.time_ns() // 1_000_000 - 1000
                     self.log.update_decision_index(index, self._cursor)
                     self._index = index
         return self._index
 
-    def _find_decision(self, decision_id: str) -> tuple[str, int] | None:
+    def _find_decision(self, decision_id: str) -> DecisionRef | None:
         """Where and when a decision was made.
 
         An id missing from this engine's index is looked for in what the log gained since the index was last
@@ -769,7 +773,7 @@ class Engine:
         found = self._find_decision(decision_id)
         if found is None:
             return ReportResult(decision_id, key, OutcomeStatus.DEAD_LETTER, "unknown decision")
-        deployment, decided_at = found
+        deployment, decided_at, _ = found
         runtime = self._runtime(deployment)
         if decided_at - when > CLOCK_SKEW_US:
             return ReportResult(decision_id, key, OutcomeStatus.DEAD_LETTER,

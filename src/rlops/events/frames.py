@@ -139,6 +139,7 @@ def _plain_decision(r: DecisionRecord) -> bool:
         and (probabilities is None
              or (type(probabilities) is list and set(map(type, probabilities)) <= _NUMBER_TYPES))
         and r.candidate_features is None
+        and (r.key_id is None or type(r.key_id) is str) and type(r.consent) is bool
     )
 
 
@@ -181,6 +182,10 @@ def _check_decision(r: DecisionRecord, i: int) -> None:
         for j, features in enumerate(r.candidate_features):
             _check_dict(features, i, f"candidate_features[{j}]")
     _check_int(r.latency_us, i, "latency_us")
+    if r.key_id is not None:
+        _check_str(r.key_id, i, "key_id")
+    if not isinstance(r.consent, bool):
+        raise _bad(i, "consent", f"must be true or false, not {type(r.consent).__name__}")
 
 
 def _check_outcome(r: OutcomeRecord, i: int) -> None:
@@ -188,6 +193,10 @@ def _check_outcome(r: OutcomeRecord, i: int) -> None:
     _check_int(r.ts, i, "ts")
     _check_dict(r.fields, i, "fields")
     _check_str(r.idempotency_key, i, "idempotency_key", empty=False)
+    if r.key_id is not None:
+        _check_str(r.key_id, i, "key_id")
+    if r.quarantine is not None:
+        _check_str(r.quarantine, i, "quarantine", empty=False)
 
 
 def _locate_json_error(records: Sequence[DecisionRecord | OutcomeRecord], error: Exception) -> ValidationError:
@@ -232,11 +241,11 @@ def encode_batch(records: Sequence[DecisionRecord | OutcomeRecord]) -> EncodedBa
                 _check_decision(r, i)
             rows.append((TAG_DECISION, r.decision_id, r.ts, r.deployment, r.policy_version, r.mode, r.unit_id,
                          r.context, r.actions, r.action, r.action_index, r.propensity, r.probabilities,
-                         r.candidate_features, r.latency_us))
+                         r.candidate_features, r.latency_us, r.key_id, r.consent))
             n_decisions += 1
         elif isinstance(r, OutcomeRecord):
             _check_outcome(r, i)
-            rows.append((TAG_OUTCOME, r.decision_id, r.ts, r.fields, r.idempotency_key))
+            rows.append((TAG_OUTCOME, r.decision_id, r.ts, r.fields, r.idempotency_key, r.key_id, r.quarantine))
         else:
             raise ValidationError(f"records[{i}]", f"must be a DecisionRecord or an OutcomeRecord, not "
                                                    f"{type(r).__name__}")
@@ -332,9 +341,30 @@ def decode_rows(payloads: Iterable[memoryview | bytes]) -> list[list[Any]]:
     return [row for batch in batches for row in batch]
 
 
+#: Length of a tagged row (tag included) in the current layout.
+DECISION_ROW = 17
+OUTCOME_ROW = 7
+# What rows written before a field existed read as: decisions gained (key_id, consent), outcomes (key_id,
+# quarantine). Rows only ever grow at the end, so a short row is padded with the defaults of what it lacks.
+_DECISION_TAIL: tuple[Any, ...] = (None, True)
+_OUTCOME_TAIL: tuple[Any, ...] = (None, None)
+
+
+def pad_row(row: list[Any]) -> list[Any]:
+    """``row`` in the current layout: a row written by an older version gets the defaults of the fields it lacks
+    (in place; a current row is returned as it is)."""
+    if row[0] == TAG_DECISION:
+        if len(row) < DECISION_ROW:
+            row.extend(_DECISION_TAIL[len(row) - DECISION_ROW:])
+    elif len(row) < OUTCOME_ROW:
+        row.extend(_OUTCOME_TAIL[len(row) - OUTCOME_ROW:])
+    return row
+
+
 def row_to_record(row: list[Any]) -> DecisionRecord | OutcomeRecord:
     """Rebuild the record a tagged row came from."""
+    row = pad_row(row)
     if row[0] == TAG_DECISION:
         return DecisionRecord(row[1], row[2], row[3], row[4], Mode(row[5]), row[6], row[7], row[8], row[9], row[10],
-                              row[11], row[12], row[13], row[14])
-    return OutcomeRecord(row[1], row[2], row[3], row[4])
+                              row[11], row[12], row[13], row[14], row[15], row[16])
+    return OutcomeRecord(row[1], row[2], row[3], row[4], row[5], row[6])

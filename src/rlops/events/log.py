@@ -39,7 +39,7 @@ from rlops.events.ids import new_id
 from rlops.events.layout import Layout, Snapshot
 from rlops.events.records import DECISION_SCHEMA, OUTCOME_SCHEMA, DecisionRecord, OutcomeRecord
 from rlops.events.segment import ActiveSegment, read_segment
-from rlops.events.tables import decision_records, decision_table, outcome_records, outcome_table
+from rlops.events.tables import conform, decision_records, decision_table, outcome_records, outcome_table
 
 MiB = 1 << 20
 #: Segment files grow by allocations of this many bytes (at most ``segment_bytes``), so that syncs do not have to
@@ -47,6 +47,10 @@ MiB = 1 << 20
 PREALLOC_BYTES = 4 * MiB
 #: Default size past which a writer starts a new segment, bytes.
 DEFAULT_SEGMENT_BYTES = 64 * MiB
+
+
+#: What the decision index keeps of a decision: (deployment, ts in microseconds, id of the key that asked or None).
+DecisionRef = tuple[str, int, str | None]
 
 
 @dataclass
@@ -87,13 +91,21 @@ class EventStats:
 
 
 def _read_part(path: Path, columns: list[str] | None = None) -> pa.Table | None:
-    """A Parquet part, or None if it does not exist (raises StorageError if it is damaged)."""
+    """A Parquet part in the current layout (columns added since it was written read as their defaults), or None if
+    it does not exist (raises StorageError if it is damaged)."""
+    schema = DECISION_SCHEMA if path.parent.name == "decisions" else OUTCOME_SCHEMA
     try:
-        return pq.read_table(path, columns=columns)
+        part = pq.ParquetFile(path)
+        present = set(part.schema_arrow.names)
+        wanted = schema.names if columns is None else columns
+        table = part.read(columns=[c for c in wanted if c in present])
     except FileNotFoundError:
         return None
     except pa.ArrowInvalid as e:
         raise StorageError(f"{path} is not a readable Parquet part ({e}); restore it from a backup") from e
+    if len(table.schema.names) == len(wanted):
+        return table
+    return conform(table, pa.schema([schema.field(c) for c in wanted]))
 
 
 def _first_per_decision(table: pa.Table) -> pa.Table:
@@ -434,8 +446,8 @@ class EventLog:
         except OSError as e:
             raise StorageError(f"cannot read the event log at {self.root}: {e}") from e
 
-    def decision_index(self) -> dict[str, tuple[str, int]]:
-        """``decision_id -> (deployment, ts in microseconds)`` for every stored decision (a fresh dict).
+    def decision_index(self) -> dict[str, DecisionRef]:
+        """``decision_id -> (deployment, ts in microseconds, key_id)`` for every stored decision (a fresh dict).
 
         Cheaper than :meth:`read_decisions`: Parquet parts are read for three columns only. To keep an index up
         to date afterwards, use :meth:`update_decision_index`, which reads only what was stored since.
@@ -443,7 +455,7 @@ class EventLog:
         Raises:
             StorageError: a file could not be read.
         """
-        index: dict[str, tuple[str, int]] = {}
+        index: dict[str, DecisionRef] = {}
         self.update_decision_index(index, IndexCursor())
         return index
 
@@ -479,7 +491,7 @@ class EventLog:
             cursor.parts.add(stem)
             cursor.offsets.pop(stem, None)
 
-    def update_decision_index(self, index: dict[str, tuple[str, int]], cursor: IndexCursor) -> int:
+    def update_decision_index(self, index: dict[str, DecisionRef], cursor: IndexCursor) -> int:
         """Add to ``index`` the decisions stored (by any writer) since ``cursor``, and move the cursor on.
 
         Reads each segment only from where the cursor left it, and each Parquet part once, so calling this often
@@ -492,13 +504,13 @@ class EventLog:
             StorageError: a file could not be read.
         """
         before = len(index)
-        columns = ["decision_id", "deployment", "ts"]
+        columns = ["decision_id", "deployment", "ts", "key_id"]
         try:
             for stem, rows in self._since(cursor):
                 if rows is not None:
                     for row in rows:
-                        if row[0] == TAG_DECISION:
-                            index.setdefault(row[1], (row[3], row[2]))  # setdefault: a rescan never overwrites
+                        if row[0] == TAG_DECISION:  # setdefault: a rescan never overwrites
+                            index.setdefault(row[1], (row[3], row[2], row[15] if len(row) > 15 else None))
                     continue
                 part = _read_part(self._layout.decision_part(stem), columns)
                 if part is None:
@@ -506,8 +518,9 @@ class EventLog:
                 ids = part.column("decision_id").to_pylist()
                 deployments = part.column("deployment").to_pylist()
                 ts = pc.cast(part.column("ts"), pa.int64()).to_pylist()
-                for decision_id, deployment, t in zip(ids, deployments, ts, strict=True):
-                    index.setdefault(decision_id, (deployment, t))
+                keys = part.column("key_id").to_pylist()
+                for decision_id, deployment, t, key in zip(ids, deployments, ts, keys, strict=True):
+                    index.setdefault(decision_id, (deployment, t, key))
         except OSError as e:
             raise StorageError(f"cannot read the event log at {self.root}: {e}") from e
         return len(index) - before

@@ -38,6 +38,10 @@ class DecisionRecord:
         probabilities: the full distribution over ``actions`` when known.
         candidate_features: per-request candidates' validated features (candidate action spaces only).
         latency_us: time the policy took to decide, microseconds.
+        key_id: the id of the API key that asked for the decision (``None`` in-process or before keys existed);
+            a key scoped to its own outcomes may report outcomes only for these decisions.
+        consent: whether the unit consented to its data being used for learning; without consent the decision
+            came from the deployment's baseline policy and learners and estimators skip it. Default ``True``.
     """
 
     decision_id: str
@@ -54,6 +58,8 @@ class DecisionRecord:
     probabilities: list[float] | None = None
     candidate_features: list[dict[str, Any]] | None = None
     latency_us: int = 0
+    key_id: str | None = None
+    consent: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,12 +71,17 @@ class OutcomeRecord:
         ts: when the outcome was reported, microseconds since the epoch (UTC).
         fields: outcome values (numbers, booleans or strings), by name.
         idempotency_key: outcomes with the same key are one outcome; the first one stored wins.
+        key_id: the id of the API key that reported it (``None`` in-process or before keys existed).
+        quarantine: why the outcome is held back from learning and evaluation (out of the reward's bounds, an
+            anomalous rate or reward distribution from one key), or ``None`` for a trusted outcome.
     """
 
     decision_id: str
     ts: int
     fields: dict[str, Any]
     idempotency_key: str
+    key_id: str | None = None
+    quarantine: str | None = None
 
 
 TIMESTAMP = pa.timestamp("us", tz="UTC")
@@ -94,6 +105,8 @@ DECISION_SCHEMA = pa.schema(
         ("probabilities", pa.list_(pa.float64())),
         ("candidate_features", pa.string()),
         ("latency_us", pa.int64()),
+        ("key_id", pa.string()),
+        ("consent", pa.bool_()),
     ]
 )
 
@@ -104,5 +117,10 @@ OUTCOME_SCHEMA = pa.schema(
         ("ts", TIMESTAMP),
         ("fields", pa.string()),
         ("idempotency_key", pa.string()),
+        ("key_id", pa.string()),
+        ("quarantine", pa.string()),
     ]
 )
+
+#: Values of the columns added after the first release, for rows and Parquet parts written before them.
+ADDED_DEFAULTS: dict[str, Any] = {"key_id": None, "consent": True, "quarantine": None}

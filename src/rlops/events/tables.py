@@ -13,8 +13,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from rlops.events.frames import TAG_DECISION, dumps
-from rlops.events.records import DECISION_SCHEMA, OUTCOME_SCHEMA, DecisionRecord, Mode, OutcomeRecord
+from rlops.events.frames import DECISION_ROW, OUTCOME_ROW, TAG_DECISION, dumps, pad_row
+from rlops.events.records import ADDED_DEFAULTS, DECISION_SCHEMA, OUTCOME_SCHEMA, DecisionRecord, Mode, OutcomeRecord
 
 _DECISION_NAMES = DECISION_SCHEMA.names
 _OUTCOME_NAMES = OUTCOME_SCHEMA.names
@@ -33,9 +33,11 @@ def decision_table(rows: Sequence[list[Any]]) -> pa.Table:
     """A ``DECISION_SCHEMA`` table from tagged decision rows."""
     if not rows:
         return DECISION_SCHEMA.empty_table()
-    # Transposing once with zip(*rows) is several times faster than appending to 14 lists row by row.
+    if any(len(row) != DECISION_ROW for row in rows):
+        rows = [pad_row(row) for row in rows]
+    # Transposing once with zip(*rows) is several times faster than appending to 16 lists row by row.
     (_, ids, ts, deployment, version, mode, unit, context, actions, action, index, propensity, probabilities,
-     candidates, latency) = zip(*rows, strict=True)
+     candidates, latency, key_id, consent) = zip(*rows, strict=True)
     columns: list[Any] = [
         ids, ts, deployment, version, mode, unit,
         [dumps(c) for c in context],
@@ -43,7 +45,7 @@ def decision_table(rows: Sequence[list[Any]]) -> pa.Table:
         [a if isinstance(a, str) else dumps(a) for a in action],
         index, propensity, probabilities,
         [None if c is None else dumps(c) for c in candidates],
-        latency,
+        latency, key_id, consent,
     ]
     return pa.Table.from_pydict(dict(zip(_DECISION_NAMES, columns, strict=True)), schema=DECISION_SCHEMA)
 
@@ -52,9 +54,25 @@ def outcome_table(rows: Sequence[list[Any]]) -> pa.Table:
     """An ``OUTCOME_SCHEMA`` table from tagged outcome rows."""
     if not rows:
         return OUTCOME_SCHEMA.empty_table()
-    _, ids, ts, fields, keys = zip(*rows, strict=True)
-    columns = [ids, ts, [dumps(f) for f in fields], keys]
+    if any(len(row) != OUTCOME_ROW for row in rows):
+        rows = [pad_row(row) for row in rows]
+    _, ids, ts, fields, keys, key_id, quarantine = zip(*rows, strict=True)
+    columns = [ids, ts, [dumps(f) for f in fields], keys, key_id, quarantine]
     return pa.Table.from_pydict(dict(zip(_OUTCOME_NAMES, columns, strict=True)), schema=OUTCOME_SCHEMA)
+
+
+def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """``table`` (a Parquet part, possibly written before some columns existed) in ``schema``: missing columns
+    added with their defaults (:data:`ADDED_DEFAULTS`), columns in the schema's order. Columns the schema does not
+    have are an error of the caller, not of old data, and are left for the cast to refuse."""
+    if table.schema.names == schema.names:
+        return table
+    names = set(table.schema.names)
+    for name in schema.names:
+        if name not in names and name in ADDED_DEFAULTS:
+            table = table.append_column(schema.field(name),
+                                        pa.array([ADDED_DEFAULTS[name]] * table.num_rows, schema.field(name).type))
+    return table.select([n for n in schema.names if n in table.schema.names])
 
 
 def _as_pydict(table: pa.Table) -> dict[str, list[Any]]:
@@ -67,24 +85,26 @@ def decision_records(table: pa.Table) -> Iterator[DecisionRecord]:
     """The records of a ``DECISION_SCHEMA`` table (inverse of :func:`decision_table`)."""
     if table.num_rows == 0:
         return
-    d = _as_pydict(table)
+    d = _as_pydict(conform(table, DECISION_SCHEMA))
     for (decision_id, ts, deployment, version, mode, unit, context, actions, action, index, propensity,
-         probabilities, candidates, latency) in zip(*(d[name] for name in _DECISION_NAMES), strict=True):
+         probabilities, candidates, latency, key_id, consent) in zip(*(d[name] for name in _DECISION_NAMES),
+                                                                     strict=True):
         yield DecisionRecord(
             decision_id=decision_id, ts=ts, deployment=deployment, policy_version=version, mode=Mode(mode),
             unit_id=unit, context=json.loads(context), actions=actions,
             action=json.loads(action) if index == -1 else action, action_index=index, propensity=propensity,
             probabilities=probabilities, candidate_features=None if candidates is None else json.loads(candidates),
-            latency_us=latency)
+            latency_us=latency, key_id=key_id, consent=consent)
 
 
 def outcome_records(table: pa.Table) -> Iterator[OutcomeRecord]:
     """The records of an ``OUTCOME_SCHEMA`` table (inverse of :func:`outcome_table`)."""
     if table.num_rows == 0:
         return
-    d = _as_pydict(table)
-    for decision_id, ts, fields, key in zip(*(d[name] for name in _OUTCOME_NAMES), strict=True):
-        yield OutcomeRecord(decision_id=decision_id, ts=ts, fields=json.loads(fields), idempotency_key=key)
+    d = _as_pydict(conform(table, OUTCOME_SCHEMA))
+    for decision_id, ts, fields, key, key_id, quarantine in zip(*(d[name] for name in _OUTCOME_NAMES), strict=True):
+        yield OutcomeRecord(decision_id=decision_id, ts=ts, fields=json.loads(fields), idempotency_key=key,
+                            key_id=key_id, quarantine=quarantine)
 
 
 def served_in(table: pa.Table, deployment: str, start_us: int | None = None, end_us: int | None = None) -> pa.Table:
