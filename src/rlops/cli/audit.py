@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -13,6 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from rlops.cli.common import HomeOption, app, console, errors, existing_home, home_folder
+from rlops.errors import StorageError, ValidationError
 
 if TYPE_CHECKING:
     from rlops.security.audit import AuditLog, VerifyResult
@@ -113,3 +115,67 @@ def tail(
         table.add_row(str(e.seq), _when(e.ts_us), escape(e.actor), escape(e.action), escape(e.target),
                       escape(json.dumps(e.details, sort_keys=True)), e.hash[:12])
     console.print(table)
+
+
+class ReportFormat(StrEnum):
+    """What ``rlops audit report`` writes."""
+
+    MD = "md"  #: Markdown, for people
+    JSON = "json"  #: every number as JSON, for tools
+
+
+#: Command-line option of each library field a ValidationError from the report may name.
+_REPORT_OPTIONS = {"--from": "--from", "--to": "--to", "start_us": "--from", "end_us": "--to", "anchor": "--anchor"}
+
+
+@audit_app.command("report")
+def report(
+    start: Annotated[str, typer.Option("--from", help="First time included: a date (midnight UTC), an ISO 8601 time "
+                                                      "(UTC if no zone) or microseconds since the epoch.",
+                                       show_default=False)],
+    end: Annotated[str, typer.Option("--to", help="First time excluded (same forms); after --from.",
+                                     show_default=False)],
+    out: Annotated[Path | None, typer.Option("--out", help="File to write (default: standard output).",
+                                             show_default=False)] = None,
+    fmt: Annotated[ReportFormat | None, typer.Option("--format", case_sensitive=False, help="md or json (default: "
+                                                                                           "json if --out ends in "
+                                                                                           ".json, else md).",
+                                                     show_default=False)] = None,
+    anchor: Annotated[str | None, typer.Option("--anchor", help="SEQ:HASH kept from an earlier verify: the chain "
+                                                                "check also catches entries removed from the end.",
+                                               show_default=False)] = None,
+    unkeyed_until: Annotated[int, typer.Option("--unkeyed-until", min=0, help="With an audit key: entries up to "
+                                                                              "this number may be plain SHA-256 "
+                                                                              "(appended before the key).")] = 0,
+    home: HomeOption = None,
+) -> None:
+    """Write the compliance report of a period: versions in production and when, gates passed or overridden,
+    rollbacks, erasures, consent rates, retention runs, key and configuration changes. It starts with whether the
+    audit chain verifies and names, for every section, the command that recomputes it. Exits 1 after writing the
+    report when the chain does not verify; bad options exit 2."""
+    from rlops.events.tables import parse_time_us
+    from rlops.files import write_atomic
+    from rlops.security.audit_report import compliance_report, render_json, render_markdown
+
+    root = existing_home(home)
+    try:
+        start_us = parse_time_us(start, "--from")
+        end_us = parse_time_us(end, "--to")
+        result = compliance_report(root, start_us, end_us, anchor=anchor, unkeyed_until=unkeyed_until)
+    except ValidationError as e:
+        raise typer.BadParameter(e.rule, param_hint=_REPORT_OPTIONS.get(e.field, e.field)) from e
+    if fmt is None:
+        fmt = ReportFormat.JSON if out is not None and out.suffix.lower() == ".json" else ReportFormat.MD
+    text = render_json(result) if fmt is ReportFormat.JSON else render_markdown(result)
+    if out is None:
+        typer.echo(text, nl=False)
+    else:
+        try:
+            write_atomic(out, text)
+        except OSError as e:
+            raise StorageError(f"--out {out}: cannot write the report: {e.strerror or e}") from e
+        console.print(f"wrote the compliance report to {escape(str(out))}")
+    if not result.chain.ok:
+        errors.print(Text.assemble(("audit: the chain does NOT verify: ", "bold red"),
+                                   f"{result.chain.result.problem}; the report says so at the top"), highlight=False)
+        raise typer.Exit(1)

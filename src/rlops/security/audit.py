@@ -89,6 +89,7 @@ class AuditAction(StrEnum):
     GATE_OVERRIDE = "gate_override"
     ERASURE = "erasure"
     CONFIG_CHANGE = "config_change"
+    RETENTION = "retention"
 
 
 class HashAlg(StrEnum):
