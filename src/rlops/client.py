@@ -1,19 +1,30 @@
 """``rlops.Client``: the Python client of the HTTP decision service, sharing the service's request schemas.
 
 Example:
-    >>> with Client("http://127.0.0.1:8000") as client:                       # doctest: +SKIP
+    >>> with Client("http://127.0.0.1:8000", api_key="rlk_...") as client:   # doctest: +SKIP
     ...     d = client.decide("news", {"age": 34, ...}, unit_id="user-42")
     ...     client.report(d.decision_id, {"clicked": True})
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import httpx
 
-from rlops.errors import ConflictError, NotFoundError, RlopsError, StorageError, ValidationError
+from rlops.errors import (
+    ConflictError,
+    ForbiddenError,
+    NotFoundError,
+    RateLimitedError,
+    RlopsError,
+    StorageError,
+    UnauthorizedError,
+    ValidationError,
+)
 from rlops.service.schemas import (
     DecideBatchRequest,
     DecideBatchResponse,
@@ -39,6 +50,12 @@ def _raise_for(response: httpx.Response) -> None:
         raise NotFoundError(message)
     if response.status_code == 409:
         raise ConflictError(message)
+    if response.status_code == 401:
+        raise UnauthorizedError(message)
+    if response.status_code == 403:
+        raise ForbiddenError(message)
+    if response.status_code == 429:
+        raise RateLimitedError(message, retry_after=float(response.headers.get("retry-after", "1") or 1))
     if response.status_code == 503:
         raise StorageError(message)
     raise RlopsError(f"HTTP {response.status_code}: {message}")
@@ -48,12 +65,23 @@ class Client:
     """A keep-alive HTTP client of ``rlops serve``; errors come back as the same rlops exceptions.
 
     Args:
-        url: the service's base URL, e.g. ``http://127.0.0.1:8000``.
+        url: the service's base URL, e.g. ``http://127.0.0.1:8000`` or ``https://...``.
+        api_key: the API key (or JWT) to send as ``Authorization: Bearer ...``; default ``$RLOPS_API_KEY``.
         timeout: seconds per request, default 10.
+        ca_file: a PEM file of certificates to trust for HTTPS (a private CA or a self-signed server certificate);
+            default the system's trust store.
     """
 
-    def __init__(self, url: str, timeout: float = 10.0) -> None:
-        self._http = httpx.Client(base_url=url, timeout=timeout)
+    def __init__(self, url: str, api_key: str | None = None, timeout: float = 10.0,
+                 ca_file: str | Path | None = None) -> None:
+        key = api_key if api_key is not None else os.environ.get("RLOPS_API_KEY")
+        headers = {"authorization": f"Bearer {key}"} if key else {}
+        verify: Any = True
+        if ca_file is not None:
+            import ssl
+
+            verify = ssl.create_default_context(cafile=str(ca_file))
+        self._http = httpx.Client(base_url=url, timeout=timeout, headers=headers, verify=verify)
 
     def _post(self, path: str, body: Any) -> httpx.Response:
         response = self._http.post(path, content=body.model_dump_json(exclude_none=True),

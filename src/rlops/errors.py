@@ -56,3 +56,11 @@ class UnauthorizedError(RlopsError, PermissionError):
 
 class ForbiddenError(RlopsError, PermissionError):
     """The caller is known, or the action is disabled, and it is not allowed."""
+
+
+class RateLimitedError(RlopsError):
+    """The caller sent more than its rate limit allows; ``retry_after`` says how many seconds to wait."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

@@ -12,8 +12,8 @@ from rlops.engine import DeploymentSpec, Engine
 from rlops.scenarios import SyntheticBandit
 from rlops.service import ServiceSettings
 from rlops.service.runner import BackgroundServer
+from tests.keys import bearer, make_key
 
-ADMIN_TOKEN = "test-admin-token-0123456789"
 REWARD = {"name": "click", "version": 1, "expression": "1 if clicked else 0", "fields": {"clicked": {}},
           "window": "1h", "missing": 0.0}
 
@@ -28,14 +28,19 @@ def home(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
+def admin_key(home: Path) -> str:
+    return make_key(home)
+
+
+@pytest.fixture
 def server(home: Path) -> Iterator[str]:
-    settings = ServiceSettings(home=home, port=0, max_body_bytes=64 * 1024, max_batch=50,
-                               admin_token=ADMIN_TOKEN)  # type: ignore[arg-type]  # pydantic makes the SecretStr
+    settings = ServiceSettings(home=home, port=0, max_body_bytes=64 * 1024, max_batch=50)
     with BackgroundServer(settings) as url:
         yield url
 
 
 @pytest.fixture
-def client(server: str) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server, timeout=10) as c:
+def client(server: str, admin_key: str) -> Iterator[httpx.Client]:
+    """A client with an admin key (tests of who may do what use their own keys: tests/service/test_auth.py)."""
+    with httpx.Client(base_url=server, timeout=10, headers=bearer(admin_key)) as c:
         yield c

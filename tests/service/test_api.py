@@ -11,6 +11,7 @@ import pytest
 from rlops.engine import Engine
 from rlops.service import ServiceSettings
 from rlops.service.runner import BackgroundServer
+from tests.keys import bearer
 
 USER = {"age": 30, "device": "mobile", "returning": True, "activity": 0.5, "taste": [0.1, 0.2, 0.3, 0.4]}
 
@@ -112,18 +113,18 @@ def test_oversized_bodies_are_413(client: httpx.Client, home: Path) -> None:
     assert stored(home) == (0, 0)
 
 
-def test_broken_policy_files_are_503_not_a_client_error(home: Path) -> None:
+def test_broken_policy_files_are_503_not_a_client_error(home: Path, admin_key: str) -> None:
     state = next((home / "deployments").rglob("state.npz"))
     state.write_bytes(b"corrupted on disk")  # before the server starts: it cannot load the policy
-    with BackgroundServer(ServiceSettings(home=home, port=0)) as url, httpx.Client(base_url=url, timeout=10) as client:
+    with (BackgroundServer(ServiceSettings(home=home, port=0)) as url,
+          httpx.Client(base_url=url, timeout=10, headers=bearer(admin_key)) as client):
         r = client.post("/v1/deployments/news/decide", json={"unit_id": "u", "context": USER})
         assert r.status_code == 503 and "does not match its hash" in r.json()["error"]["message"]
         assert client.get("/readyz").status_code == 503
 
 
-def test_a_running_server_keeps_serving_what_it_loaded(server: str, home: Path) -> None:
+def test_a_running_server_keeps_serving_what_it_loaded(client: httpx.Client, home: Path) -> None:
     """Policies load at start-up; files damaged afterwards do not take a running server down."""
     next((home / "deployments").rglob("state.npz")).write_bytes(b"corrupted on disk")
-    with httpx.Client(base_url=server, timeout=10) as client:
-        r = client.post("/v1/deployments/news/decide", json={"unit_id": "u", "context": USER})
-        assert r.status_code == 200 and r.json()["policy_version"] == "news@r1"
+    r = client.post("/v1/deployments/news/decide", json={"unit_id": "u", "context": USER})
+    assert r.status_code == 200 and r.json()["policy_version"] == "news@r1"

@@ -14,12 +14,13 @@ import rlops
 from rlops.engine import DeploymentSpec, Engine
 from rlops.errors import NotFoundError, ValidationError
 from rlops.scenarios import SyntheticBandit
-from tests.service.conftest import ADMIN_TOKEN, REWARD
+from tests.keys import bearer
+from tests.service.conftest import REWARD
 from tests.service.test_api import USER
 
 
-def test_client_round_trip(server: str, home: Path) -> None:
-    with rlops.Client(server) as client:
+def test_client_round_trip(server: str, home: Path, admin_key: str) -> None:
+    with rlops.Client(server, api_key=admin_key) as client:
         d = client.decide("news", USER, unit_id="u1")
         assert d.policy_version == "news@r1" and d.probabilities is not None
         batch = client.decide_batch("news", [USER, USER], ["u2", "u3"])
@@ -35,7 +36,8 @@ def test_client_round_trip(server: str, home: Path) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("via", ["engine", "admin endpoint"])
-def test_hot_swaps_under_load_fail_nothing_and_attribute_every_decision(server: str, home: Path, via: str) -> None:
+def test_hot_swaps_under_load_fail_nothing_and_attribute_every_decision(server: str, home: Path, via: str,
+                                                                       admin_key: str) -> None:
     """Ten revisions applied while clients keep deciding: no failed request, every decision attributed to the
     revision that made it (its logged policy version matches the policy that answered). The swaps come from
     another engine on the home folder (what `rlops deploy apply` does) or through the admin endpoint."""
@@ -44,7 +46,7 @@ def test_hot_swaps_under_load_fail_nothing_and_attribute_every_decision(server: 
     stop = threading.Event()
 
     def load() -> None:
-        with rlops.Client(server) as client:
+        with rlops.Client(server, api_key=admin_key) as client:
             while not stop.is_set():
                 try:
                     d = client.decide("news", USER, unit_id="u")
@@ -66,7 +68,7 @@ def test_hot_swaps_under_load_fail_nothing_and_attribute_every_decision(server: 
                     engine.apply(DeploymentSpec.from_dict(body))
                 else:
                     r = httpx.put(f"{server}/v1/admin/deployments/news", json=body, timeout=10,
-                                  headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+                                  headers=bearer(admin_key))
                     assert r.status_code == 200 and r.json()["revision"] == i + 2, r.text
             time.sleep(1.5)  # the last revision is picked up within RECHECK_S
     finally:

@@ -17,6 +17,7 @@ import pytest
 
 from rlops.service import ServiceSettings
 from rlops.service.runner import BackgroundServer
+from tests.keys import make_key
 from tests.service.test_dashboard import MODEL, make_home
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -48,6 +49,7 @@ def test_dashboard_page_in_chromium(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     alerts = _fire_alert(scenario.home)
     messages: list[str] = []
     requests: list[str] = []
+    viewer = make_key(scenario.home, "viewer")
     with BackgroundServer(ServiceSettings(home=scenario.home, port=0)) as url, playwright.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
         try:
@@ -57,6 +59,13 @@ def test_dashboard_page_in_chromium(tmp_path: Path, monkeypatch: pytest.MonkeyPa
             page.on("requestfailed", lambda r: messages.append(f"requestfailed: {r.url}"))
             page.on("request", lambda r: requests.append(r.url))
             page.goto(url + "/", wait_until="load")
+            # No key yet: the page asks for one; a wrong one is refused and asked for again; a viewer key shows it.
+            page.wait_for_selector("#signin:not([hidden])", timeout=10_000)
+            page.fill("#apikey", viewer[:-4] + "AAAA")
+            page.click("#signin button")
+            page.wait_for_selector("#status:has-text('not accepted')", timeout=10_000)
+            page.fill("#apikey", viewer)
+            page.click("#signin button")
             page.wait_for_selector("body[data-loaded=true]", timeout=20_000)
             for panel in ("deployments", "rewards", "comparison", "drift", "actions", "alerts", "reports", "cards"):
                 page.wait_for_selector(f"#{panel} .body[data-state=ready]", timeout=5_000)
@@ -95,7 +104,10 @@ def test_dashboard_page_in_chromium(tmp_path: Path, monkeypatch: pytest.MonkeyPa
             page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
         finally:
             browser.close()
-    assert not [m for m in messages if m.startswith(("error", "pageerror", "requestfailed"))], messages
+    refused = [m for m in messages if "status of 401" in m]
+    assert len(refused) == 1, messages  # the wrong key, which the browser reports on the console
+    assert not [m for m in messages if m.startswith(("error", "pageerror", "requestfailed")) and m not in refused], \
+        messages
     outside = [u for u in requests if urlsplit(u).hostname != "127.0.0.1"]
     assert requests and not outside, outside
     assert (ARTIFACTS / "dashboard.png").stat().st_size > 10_000

@@ -10,10 +10,9 @@ from pathlib import Path
 import httpx
 
 from rlops.engine import Engine
-from tests.service.conftest import ADMIN_TOKEN
+from tests.keys import bearer
 from tests.service.test_api import USER
 
-AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 FOOD = {"kind": "rule", "params": {"target": "tests.rollout.rules:always_food", "epsilon": 0.1}}
 
 
@@ -24,10 +23,10 @@ def _arms(client: httpx.Client) -> list[tuple[str, str]]:
 
 
 def test_canary_promote_rollback_over_http(client: httpx.Client, home: Path) -> None:
-    r = client.post("/v1/admin/deployments/news/canary", headers=AUTH,
+    r = client.post("/v1/admin/deployments/news/canary",
                     json={"policy": FOOD, "fraction": 0.4, "reason": "try food"})
     assert r.status_code == 200, r.text
-    assert r.json()["action"] == "canary" and r.json()["actor"] == "admin-api"
+    assert r.json()["action"] == "canary" and r.json()["actor"].startswith("key:")
     deadline = time.monotonic() + 5
     while _arms(client) != [("production", "news@r1"), ("canary", "news@r2")] and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -38,14 +37,14 @@ def test_canary_promote_rollback_over_http(client: httpx.Client, home: Path) -> 
         seen.setdefault(f"u{i % 40}", set()).add(d["policy_version"])
     assert all(len(v) == 1 for v in seen.values())
     assert {v for s in seen.values() for v in s} == {"news@r1", "news@r2"}
-    assert client.post("/v1/admin/deployments/news/promote", headers=AUTH, json={"reason": "ok"}).status_code == 200
-    assert client.post("/v1/admin/deployments/news/rollback", headers=AUTH, json={"reason": "no"}).status_code == 200
+    assert client.post("/v1/admin/deployments/news/promote", json={"reason": "ok"}).status_code == 200
+    assert client.post("/v1/admin/deployments/news/rollback", json={"reason": "no"}).status_code == 200
     history = client.get("/v1/deployments/news/history").json()
     assert [(h["action"], h["reason"]) for h in history] == [("canary", "try food"), ("promote", "ok"),
                                                              ("rollback", "no")]
 
 
-def test_bad_rollout_requests_name_the_field_and_change_nothing(client: httpx.Client, home: Path,
+def test_bad_rollout_requests_name_the_field_and_change_nothing(client: httpx.Client, server: str, home: Path,
                                                                 tmp_path: Path) -> None:
     cases = [
         ("canary", {"policy": FOOD, "reason": "x"}, 422, "fraction"),
@@ -60,25 +59,25 @@ def test_bad_rollout_requests_name_the_field_and_change_nothing(client: httpx.Cl
         ("explode", {"reason": "x"}, 404, None),
     ]
     for action, body, status, field in cases:
-        r = client.post(f"/v1/admin/deployments/news/{action}", headers=AUTH, json=body)
+        r = client.post(f"/v1/admin/deployments/news/{action}", json=body)
         assert r.status_code == status, (action, body, r.text)
         if field is not None:
             assert r.json()["error"]["field"] == field, (body, r.json())
-    assert client.post("/v1/admin/deployments/news/canary", json={"policy": FOOD, "fraction": 0.1,
-                                                                   "reason": "no token"}).status_code == 401
-    assert client.post("/v1/admin/deployments/ghost/promote", headers=AUTH, json={"reason": "x"}).status_code == 404
+    assert httpx.post(f"{server}/v1/admin/deployments/news/canary", json={"policy": FOOD, "fraction": 0.1,
+                                                                         "reason": "no key"}).status_code == 401
+    assert client.post("/v1/admin/deployments/ghost/promote", json={"reason": "x"}).status_code == 404
     with Engine(home) as engine:
         assert engine.store.latest("news").revision == 1
         assert engine.store.changes("news") == []
 
 
-def test_rollback_under_load_fails_no_request(client: httpx.Client, server: str) -> None:
+def test_rollback_under_load_fails_no_request(client: httpx.Client, server: str, admin_key: str) -> None:
     failures: list[str] = []
     versions: Counter[str] = Counter()
     stop = threading.Event()
 
     def hammer(worker: int) -> None:
-        with httpx.Client(base_url=server, timeout=10) as c:
+        with httpx.Client(base_url=server, timeout=10, headers=bearer(admin_key)) as c:
             i = 0
             while not stop.is_set():
                 r = c.post("/v1/deployments/news/decide", json={"context": USER, "unit_id": f"w{worker}-{i % 50}"})
@@ -94,11 +93,11 @@ def test_rollback_under_load_fails_no_request(client: httpx.Client, server: str)
     try:
         for step in range(3):
             time.sleep(0.4)
-            r = client.post("/v1/admin/deployments/news/canary", headers=AUTH,
+            r = client.post("/v1/admin/deployments/news/canary",
                             json={"policy": FOOD, "fraction": 0.5, "reason": f"round {step}"})
             assert r.status_code == 200, r.text
             time.sleep(1.5)  # servers pick a new revision up within a second
-            r = client.post("/v1/admin/deployments/news/rollback", headers=AUTH, json={"reason": "under load"})
+            r = client.post("/v1/admin/deployments/news/rollback", json={"reason": "under load"})
             assert r.status_code == 200, r.text
         time.sleep(1.5)
     finally:
@@ -114,7 +113,7 @@ def test_rollback_under_load_fails_no_request(client: httpx.Client, server: str)
 def test_shadow_over_http_is_logged_counted_and_never_returned(client: httpx.Client, home: Path) -> None:
     from prometheus_client.parser import text_string_to_metric_families
 
-    r = client.post("/v1/admin/deployments/news/shadow", headers=AUTH,
+    r = client.post("/v1/admin/deployments/news/shadow",
                     json={"policy": FOOD, "name": "challenger", "reason": "compare"})
     assert r.status_code == 200, r.text
     time.sleep(1.2)
@@ -136,7 +135,7 @@ def test_shadow_over_http_is_logged_counted_and_never_returned(client: httpx.Cli
 
 
 def test_more_bad_rollout_requests_are_422s_naming_the_field(client: httpx.Client, home: Path) -> None:
-    client.post("/v1/admin/deployments/news/holdout", headers=AUTH,
+    client.post("/v1/admin/deployments/news/holdout",
                 json={"policy": {"kind": "uniform"}, "fraction": 0.5, "reason": "baseline"})
     cases = [
         ("shadow", {"policy": FOOD, "name": "Bad Name", "reason": "x"}, "shadows.0.name"),
@@ -147,7 +146,7 @@ def test_more_bad_rollout_requests_are_422s_naming_the_field(client: httpx.Clien
          "canary.policy.params"),
     ]
     for action, body, field in cases:
-        r = client.post(f"/v1/admin/deployments/news/{action}", headers=AUTH, json=body)
+        r = client.post(f"/v1/admin/deployments/news/{action}", json=body)
         assert r.status_code == 422, (body, r.text)
         assert r.json()["error"]["field"] == field, (body, r.json())
     with Engine(home) as engine:

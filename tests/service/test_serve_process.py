@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 
 from rlops.engine import Engine
+from tests.keys import bearer
 from tests.service.test_api import USER
 
 
@@ -22,7 +23,7 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_serve_process_round_trip_and_graceful_stop(home: Path) -> None:
+def test_serve_process_round_trip_and_graceful_stop(home: Path, admin_key: str) -> None:
     port = _free_port()
     exe = Path(sys.executable).parent / "rlops"
     proc = subprocess.Popen([str(exe), "serve", "--home", str(home), "--port", str(port)],
@@ -41,7 +42,7 @@ def test_serve_process_round_trip_and_graceful_stop(home: Path) -> None:
         ids = []
         for i in range(20):
             r = httpx.post(f"http://127.0.0.1:{port}/v1/deployments/news/decide",
-                           json={"unit_id": f"u{i}", "context": USER}, timeout=10)
+                           json={"unit_id": f"u{i}", "context": USER}, timeout=10, headers=bearer(admin_key))
             assert r.status_code == 200
             ids.append(r.json()["decision_id"])
         proc.send_signal(signal.SIGTERM)

@@ -13,12 +13,13 @@ import pytest
 
 from rlops.engine import Engine
 from rlops.service.runner import ServiceProcess
+from tests.keys import bearer
 from tests.service.test_api import USER
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("workers", [1, 2])
-def test_sigterm_under_load_loses_nothing(home: Path, workers: int) -> None:
+def test_sigterm_under_load_loses_nothing(home: Path, workers: int, admin_key: str) -> None:
     acknowledged: list[str] = []
     outcomes: list[str] = []
     bad: list[str] = []
@@ -27,7 +28,7 @@ def test_sigterm_under_load_loses_nothing(home: Path, workers: int) -> None:
     url = service.__enter__()
 
     def load(i: int) -> None:
-        with httpx.Client(base_url=url, timeout=30) as client:
+        with httpx.Client(base_url=url, timeout=30, headers=bearer(admin_key)) as client:
             while not stop.is_set():
                 try:
                     r = client.post("/v1/deployments/news/decide", json={"unit_id": f"u{i}", "context": USER})

@@ -10,26 +10,30 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from rlops.engine import Engine
 from rlops.service.runner import ServiceProcess
+from tests.keys import bearer
 from tests.service.test_api import USER
 
 N = 240
 
 
-def _decide(url: str, i: int) -> str:
+def _decide(url: str, i: int, auth: dict[str, str]) -> str:
     # A new connection per request, so the kernel spreads them over both workers' accept loops.
-    r = httpx.post(f"{url}/v1/deployments/news/decide", json={"unit_id": f"u{i}", "context": USER}, timeout=30)
+    r = httpx.post(f"{url}/v1/deployments/news/decide", json={"unit_id": f"u{i}", "context": USER}, timeout=30,
+                   headers=auth)
     assert r.status_code == 200, r.text
     return str(r.json()["decision_id"])
 
 
-def test_two_workers_share_the_port_the_log_and_the_metrics(home: Path) -> None:
+def test_two_workers_share_the_port_the_log_and_the_metrics(home: Path, admin_key: str) -> None:
+    auth = bearer(admin_key)
     with ServiceProcess(home, workers=2) as url, ThreadPoolExecutor(8) as pool:
-        ids = list(pool.map(lambda i: _decide(url, i), range(N)))
+        ids = list(pool.map(lambda i: _decide(url, i, auth), range(N)))
         # Outcomes on fresh connections: often a worker other than the one that made the decision answers.
-        statuses = list(pool.map(lambda d: httpx.post(f"{url}/v1/outcomes", timeout=30, json={
+        statuses = list(pool.map(lambda d: httpx.post(f"{url}/v1/outcomes", timeout=30, headers=auth, json={
             "decision_id": d, "fields": {"clicked": 1}}).json()["results"][0]["status"], ids))
-        looked_up = list(pool.map(lambda d: httpx.get(f"{url}/v1/decisions/{d}", timeout=30).status_code, ids))
-        text = httpx.get(f"{url}/metrics", timeout=30).text
+        looked_up = list(pool.map(lambda d: httpx.get(f"{url}/v1/decisions/{d}", timeout=30,
+                                                      headers=auth).status_code, ids))
+        text = httpx.get(f"{url}/metrics", timeout=30, headers=auth).text
     assert statuses == ["accepted"] * N
     assert looked_up == [200] * N
     decided = sum(s.value for family in text_string_to_metric_families(text) for s in family.samples

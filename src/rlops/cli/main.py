@@ -49,12 +49,39 @@ def version() -> None:
 
 
 @app.command()
-def init(home: HomeOption = None) -> None:
-    """Create the home folder layout (metadata database, event log, deployments)."""
-    from rlops.engine import Engine
+def init(
+    home: HomeOption = None,
+    key_file: Annotated[Path | None, typer.Option("--key-file", help="Write the first admin key to this new file "
+                                                  "(mode 0600) instead of printing it.")] = None,
+) -> None:
+    """Create the home folder layout (metadata database, event log, deployments) and, in a home without any API
+    key, the first admin key: shown once, stored only as a hash. Running it again changes nothing."""
+    import os
 
-    with Engine(_home(home)) as engine:
+    from rlops.engine import Engine
+    from rlops.security import KeyStore
+
+    with Engine(_home(home)) as engine, KeyStore.for_home(engine.home) as keys:
+        made = keys.bootstrap()
         console.print(f"rlops home ready at [bold]{escape(str(engine.home.root))}[/]")
+    if made is None:
+        console.print("API keys exist already: none created (see 'rlops keys list').")
+        return
+    record, secret = made
+    if key_file is not None:
+        try:
+            fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except OSError as e:
+            console.print(f"[red]--key-file: cannot create {escape(str(key_file))}: {escape(e.strerror or str(e))}"
+                          f"; revoke key {record.id} with 'rlops keys revoke {record.id}' and create another[/]")
+            raise typer.Exit(1) from e
+        with os.fdopen(fd, "w") as f:
+            f.write(secret + "\n")
+        console.print(f"first admin key {record.id} written to {escape(str(key_file))} (mode 0600)")
+        return
+    console.print(f"first admin key (id {record.id}), shown only this once; keep it in a secret store:")
+    console.print(secret, markup=False, highlight=False, soft_wrap=True)
+    console.print("Use it to create narrower keys: rlops keys create --role decider --scope deployment:NAME")
 
 
 @app.command()

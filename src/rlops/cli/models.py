@@ -248,15 +248,21 @@ def stage(
     target: Annotated[Stage, typer.Argument(help="The stage to move to.", case_sensitive=False)],
     reason: Annotated[str, typer.Option("--reason", help="Why (kept in the history).")],
     actor: ActorOption = None,
+    override_gates: Annotated[bool, typer.Option("--override-gates", help="Move into canary or production although "
+                                                 "the version's validation report failed gates (recorded in the "
+                                                 "audit log as a gate override with the reason).")] = False,
     home: HomeOption = None,
 ) -> None:
-    """Move a version to another stage (candidate, shadow, canary, production, retired), recording who and why."""
+    """Move a version to another stage (candidate, shadow, canary, production, retired), recording who and why.
+
+    A version whose validation report failed a gate enters canary or production only with --override-gates."""
     from rlops.registry import ModelRef
 
     ref = ModelRef.parse(model, require_version=True)
     assert ref.version is not None  # require_version
     with _open(existing_home(home)) as registry:
-        moves = registry.transition(ref.name, ref.version, target, reason=reason, actor=actor)
+        moves = registry.transition(ref.name, ref.version, target, reason=reason, actor=actor,
+                                    override_gates=override_gates)
     for t in moves:
         console.print(f"{escape(t.name)}@{t.version}: {t.from_stage.value if t.from_stage else ''} -> "
                       f"{_stage(t.to_stage)} ({escape(t.reason)}; by {escape(t.actor)})")

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from rlops.client import Client
+from rlops.demo.keys import client_keys
 from rlops.engine import DeploymentSpec, Engine, OutcomeStatus
 from rlops.errors import ConflictError
 from rlops.home import Home
@@ -112,8 +113,8 @@ def _http_phase(home: Path, world: SyntheticBandit, n: int, rng: np.random.Gener
     lock = threading.Lock()
     index = {name: i for i, name in enumerate(ACTIONS)}
 
-    def application(worker: int, url: str) -> None:
-        with Client(url) as client:
+    def application(worker: int, url: str, key: str) -> None:
+        with Client(url, api_key=key) as client:
             for i in range(worker, n, CLIENTS):
                 started = time.perf_counter()
                 d = client.decide(LOGGING, contexts[i], unit_id=f"user-{i % 50_000}")
@@ -136,9 +137,9 @@ def _http_phase(home: Path, world: SyntheticBandit, n: int, rng: np.random.Gener
                 if done % 100 == 0 or done == n:
                     report(f"{LOGGING} (HTTP)", done, n)
 
-    with ServiceProcess(home) as url:
+    with ServiceProcess(home) as url, client_keys(home, LOGGING, CLIENTS) as keys:
         started = time.perf_counter()
-        threads = [threading.Thread(target=application, args=(w, url)) for w in range(CLIENTS)]
+        threads = [threading.Thread(target=application, args=(w, url, keys[w])) for w in range(CLIENTS)]
         for t in threads:
             t.start()
         for t in threads:

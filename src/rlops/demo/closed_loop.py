@@ -43,6 +43,7 @@ import numpy as np
 
 from rlops.client import Client
 from rlops.demo.bandit import LOGGING
+from rlops.demo.keys import client_keys
 from rlops.engine import Engine
 from rlops.engine.deployment import PolicySource
 from rlops.engine.engine import now_us
@@ -199,9 +200,9 @@ class _Traffic:
     and clicks from generators seeded by ``(seed, call, client)``.
     """
 
-    def __init__(self, url: str, seed: int, clients: int = CLIENTS) -> None:
-        self.url, self.seed, self.clients = url, seed, clients
-        self._http = [Client(url) for _ in range(clients)]
+    def __init__(self, url: str, seed: int, keys: list[str]) -> None:
+        self.url, self.seed, self.clients = url, seed, len(keys)
+        self._http = [Client(url, api_key=key) for key in keys]
         self._units = itertools.count()
         self._calls = itertools.count()
         self._lock = threading.Lock()
@@ -367,9 +368,10 @@ def run_closed_loop(home: Path, *, seed: int = 0, say: Say | None = None, fast: 
     with Engine(layout) as engine:
         engine.store.latest(LOGGING)  # the bandit part must have run: an unknown deployment fails here, clearly
     say("starting the decision service (its supervisor judges canaries every second)")
-    with ServiceProcess(layout.root) as url, Engine(layout) as engine:
+    with (ServiceProcess(layout.root) as url, Engine(layout) as engine,
+          client_keys(layout, LOGGING, CLIENTS) as keys):
         say(f"service at {url}; retraining {LOGGING!r} from its logged interactions")
-        traffic = _Traffic(url, seed)
+        traffic = _Traffic(url, seed, keys)
         try:
             config = LoopConfig(kind="bandit", gates=str(_gates_file(layout.root)),
                                 shadow_decisions=sizes.shadow_decisions, canary_fraction=0.5, poll=sizes.poll,

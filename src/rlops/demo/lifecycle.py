@@ -157,7 +157,7 @@ def balanced_salt(units: list[str], parts: int) -> str:
     raise RuntimeError("no balanced salt found")  # pragma: no cover - 8 units: about one salt in 400 works
 
 
-def _building(index: int, url: str, spec: Any, days: int, seed: int,
+def _building(index: int, url: str, key: str, spec: Any, days: int, seed: int,
               out: dict[str, dict[str, list[float]]], errors: list[str]) -> None:
     """One building: ``days`` episodes, every step decided by the service (whichever arm serves the building)."""
     from rlops.client import Client
@@ -165,7 +165,7 @@ def _building(index: int, url: str, spec: Any, days: int, seed: int,
 
     env = spec.make()
     schema = schema_for_env(env, name="hvac")
-    client = Client(url)
+    client = Client(url, api_key=key)
     try:
         for day in range(days):
             obs, _ = env.reset(seed=seed + 1000 * index + day)
@@ -189,13 +189,14 @@ def _building(index: int, url: str, spec: Any, days: int, seed: int,
         env.close()
 
 
-def _phase(name: str, spec: Any, url: str, config: LifecycleConfig, labels: dict[str, str], seed: int,
-           say: Say) -> tuple[list[ArmPhase], int]:
+def _phase(name: str, spec: Any, url: str, keys: list[str], config: LifecycleConfig, labels: dict[str, str],
+           seed: int, say: Say) -> tuple[list[ArmPhase], int]:
     """Every building for ``config.days`` days over HTTP; KPIs per policy version that served (its arm)."""
     say(f"{name}: {config.buildings} buildings x {config.days} days over HTTP")
     per_building: dict[int, dict[str, dict[str, list[float]]]] = {i: {} for i in range(config.buildings)}
     errors: list[str] = []
-    threads = [threading.Thread(target=_building, args=(i, url, spec, config.days, seed, per_building[i], errors))
+    threads = [threading.Thread(target=_building, args=(i, url, keys[i], spec, config.days, seed, per_building[i],
+                                                        errors))
                for i in range(config.buildings)]
     for t in threads:
         t.start()
@@ -328,6 +329,7 @@ def run(home: Path, config: LifecycleConfig | None = None, say: Say | None = Non
     """Run the whole lifecycle in ``home`` (see the module docstring); returns what the summary shows."""
     import os
 
+    from rlops.demo.keys import client_keys, viewer_key
     from rlops.engine import DeploymentSpec, Engine
     from rlops.engine.deployment import PolicySource
     from rlops.engine.engine import now_us
@@ -396,12 +398,13 @@ def run(home: Path, config: LifecycleConfig | None = None, say: Say | None = Non
     previous = {k: os.environ.get(k) for k in ("RLOPS_MONITOR_INTERVAL", "RLOPS_MONITOR_WINDOW")}
     os.environ.update({"RLOPS_MONITOR_INTERVAL": "1", "RLOPS_MONITOR_WINDOW": "30"})
     try:
-        with ServiceProcess(home) as url, Engine(home) as engine:
+        with (ServiceProcess(home) as url, Engine(home) as engine,
+              client_keys(home, DEPLOYMENT, config.buildings) as keys, viewer_key(home) as viewer):
             result.url = url
-            say(f"dashboard: {url}/ (live while the demo runs)")
+            say(f"dashboard: {url}/#key={viewer} (live while the demo runs; this viewer key is revoked at the end)")
             rollout = Rollout(engine, actor="rlops demo")
             phase_started = now_us()
-            arms, n = _phase("1. normal weather", spec, url, config, labels, config.seed, say)
+            arms, n = _phase("1. normal weather", spec, url, keys, config, labels, config.seed, say)
             result.arms += arms
             result.decisions_over_http += n
             decision, why = _verdict(engine, ref_v1, phase_started)
@@ -411,7 +414,8 @@ def run(home: Path, config: LifecycleConfig | None = None, say: Say | None = Non
                                 reason="keep a quarter of the buildings on the thermostat to measure the lift")
 
             shift_started = now_us()
-            arms, n = _phase(f"2. weather {config.shift_k:+g} K", shifted, url, config, labels, config.seed + 1, say)
+            arms, n = _phase(f"2. weather {config.shift_k:+g} K", shifted, url, keys, config, labels,
+                             config.seed + 1, say)
             result.arms += arms
             result.decisions_over_http += n
             say("waiting for the server's monitor: drift against hvac-ppo@1's reference profile")
@@ -449,7 +453,7 @@ def run(home: Path, config: LifecycleConfig | None = None, say: Say | None = Non
                            reason="retrained after the weather-drift alert: shadow first")
             time.sleep(1.2)  # the server picks up a new revision within a second
             arms, n = _phase(f"3. weather {config.shift_k:+g} K, v2 in shadow", shifted,
-                             url, dataclasses.replace(config, days=1), labels, config.seed + 2, say)
+                             url, keys, dataclasses.replace(config, days=1), labels, config.seed + 2, say)
             result.arms += arms
             result.decisions_over_http += n
             canary_share = 0.5  # half of the buildings; the holdout (if any) keeps its quarter
@@ -457,7 +461,7 @@ def run(home: Path, config: LifecycleConfig | None = None, say: Say | None = Non
             rollout.canary(DEPLOYMENT, PolicySource(version=ref_v2), canary_share,
                            reason="shadow logged its decisions without errors; canary")
             time.sleep(1.2)
-            arms, n = _phase(f"4. weather {config.shift_k:+g} K, v2 canary", shifted, url, config, labels,
+            arms, n = _phase(f"4. weather {config.shift_k:+g} K, v2 canary", shifted, url, keys, config, labels,
                              config.seed + 3, say)
             result.arms += arms
             result.decisions_over_http += n

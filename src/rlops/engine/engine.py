@@ -30,6 +30,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from rlops.encryption import copy_tree
 from rlops.engine.deployment import DeploymentSpec, PolicySource, Role
 from rlops.engine.store import DeploymentStore, Revision
 from rlops.errors import ConfigError, ConflictError, NotFoundError, RlopsError, ValidationError
@@ -40,9 +41,11 @@ from rlops.events.log import DecisionRef, IndexCursor
 from rlops.events.records import DECISION_SCHEMA, OUTCOME_SCHEMA, DecisionRecord, Mode, OutcomeRecord
 from rlops.home import Home
 from rlops.policies import BasePolicy, LearningBatch, PolicyInput, kinds, load_policy, save_policy
-from rlops.registry import ModelRef, Registry
+from rlops.registry import ModelRef, Registry, default_actor
 from rlops.rewards import RewardSpec
 from rlops.rollout.split import Slot, Split
+from rlops.security import audit
+from rlops.security.audit import AuditAction
 
 log = logging.getLogger("rlops.engine")
 
@@ -343,13 +346,13 @@ class Engine:
         folder = self._policy_folder(spec.name, source_hash)
         if not (folder / "manifest.json").exists():
             if source.path is not None:
-                loaded = load_policy(source.path)  # verifies the folder before it is copied
+                loaded = load_policy(source.path, keyring=self.log.keyring)  # verifies it before it is copied
                 if loaded.schema != spec.schema_:
                     raise ConflictError(f"{field}.path: the saved policy's schema differs from the deployment's "
                                         f"schema ({source.path})")
                 tmp = folder.with_name(folder.name + f".{os.getpid()}.{threading.get_ident()}.tmp")
                 shutil.rmtree(tmp, ignore_errors=True)
-                shutil.copytree(source.path, tmp, symlinks=True)
+                copy_tree(Path(source.path), tmp, self.log.keyring, symlinks=True)  # sealed with a data key
                 try:
                     tmp.replace(folder)
                 except OSError:  # a concurrent apply of the same content got there first
@@ -362,19 +365,24 @@ class Engine:
                     policy = policy_cls(spec.schema_, **source.params)  # type: ignore[call-arg]
                 except (TypeError, ConfigError) as e:  # an unknown or out-of-range parameter: the request's fault
                     raise ValidationError(f"{field}.params", f"not accepted by '{source.kind}': {e}") from e
-                save_policy(policy, folder)
+                save_policy(policy, folder, keyring=self.log.keyring)
         return {"folder": str(folder), "source_hash": source_hash}
 
-    def apply(self, spec: DeploymentSpec | str | Path, *, base_revision: int | None = None) -> ApplyResult:
+    def apply(self, spec: DeploymentSpec | str | Path, *, base_revision: int | None = None,
+              actor: str | None = None, change: str = "apply", reason: str = "") -> ApplyResult:
         """Create or update a deployment. Idempotent: unchanged content makes no new revision.
 
         Every policy the spec names is made loadable first (registered versions verified, folders copied into
-        the home folder, kinds built), so a spec that cannot serve is refused before it becomes a revision.
+        the home folder, kinds built), so a spec that cannot serve is refused before it becomes a revision. A new
+        revision is recorded in the audit log (``deploy``, or ``rollback`` when ``change`` is one).
 
         Args:
             spec: the deployment (or its file).
             base_revision: the revision this spec was derived from; if another change has made a newer one since,
                 :class:`ConflictError` (no lost update). ``None``: apply whatever the latest is.
+            actor: who makes the change, for the audit log (default: the OS user).
+            change: what kind of change, for the audit log (``apply``, ``canary``, ``promote``, ``rollback``...).
+            reason: why, for the audit log.
         """
         if not isinstance(spec, DeploymentSpec):
             spec = DeploymentSpec.load(spec)
@@ -415,7 +423,17 @@ class Engine:
             stale = self._runtimes.get(spec.name)
             if created and stale is not None:
                 stale.checked_at = -math.inf  # the next decision loads the new revision (carrying kept arms over)
+        if created:
+            self._audit_revision(revision, actor, change, reason)
         return ApplyResult(spec.name, revision.revision, created, revision.policy_version)
+
+    def _audit_revision(self, revision: Revision, actor: str | None, change: str, reason: str) -> None:
+        versions = {a["role"]: a["version"] for a in revision.arms}
+        details: dict[str, Any] = {"revision": revision.revision, "change": change,
+                                   "production_version": revision.policy_version,
+                                   "canary_version": versions.get(Role.CANARY.value), "reason": reason}
+        action = AuditAction.ROLLBACK if change == "rollback" else AuditAction.DEPLOY
+        audit.record(self.home, actor or default_actor(), action, f"deployment:{revision.name}", details)
 
     def deployments(self) -> list[Revision]:
         return [self.store.latest(name) for name in self.store.names()]
@@ -443,7 +461,7 @@ class Engine:
                 with Registry(self.home) as registry:
                     policy = registry.load(ref.name, ref.version)
             else:
-                policy = load_policy(stored["folder"])
+                policy = load_policy(stored["folder"], keyring=self.log.keyring)
             # Production keeps the stream it always had; other arms get their own.
             rng = np.random.default_rng([spec.seed, revision.revision, *stream, *((1000 + i,) if i else ())])
             arms.append(_Arm(info, policy, rng))
@@ -725,10 +743,18 @@ class Engine:
         outcome = {"decision_id": decision_id, "fields": fields, "idempotency_key": idempotency_key}
         return self.report_batch([outcome], ts=ts)[0]
 
-    def report_batch(self, outcomes: Sequence[Any], ts: int | None = None) -> list[ReportResult]:
+    def report_batch(self, outcomes: Sequence[Any], ts: int | None = None, *, key_id: str | None = None,
+                     authorize: Callable[[str, str | None], None] | None = None) -> list[ReportResult]:
         """Store several outcomes with one durable write; all are validated before any is stored.
 
         Each outcome is a mapping with ``decision_id``, ``fields`` and an optional ``idempotency_key``.
+
+        Args:
+            outcomes: the outcomes.
+            ts: their time, microseconds since the epoch (default: now).
+            key_id: the API key reporting them (the service passes it; stored with each outcome).
+            authorize: called with each known decision's deployment and the key that asked for it, before anything
+                is stored; it raises (e.g. :class:`ForbiddenError`) to refuse the whole batch.
         """
         if not isinstance(outcomes, Sequence) or isinstance(outcomes, str | bytes) or not outcomes:
             raise ValidationError("outcomes", "expected a non-empty list of outcomes")
@@ -747,6 +773,11 @@ class Engine:
             key = (default_idempotency_key(decision_id, clean) if raw_key is None
                    else _check_id(raw_key, f"{prefix}.idempotency_key"))
             parsed.append((decision_id, clean, key))
+        if authorize is not None:
+            for decision_id, _, _ in parsed:
+                found = self._find_decision(decision_id)
+                if found is not None:
+                    authorize(found[0], found[2])
         results: dict[int, ReportResult] = {}
         with self._lock:
             keys = self._outcome_keys()
@@ -759,7 +790,8 @@ class Engine:
                                               "idempotency key already stored for this decision")
                     continue
                 batch_keys.add(scoped)
-                fresh.append(OutcomeRecord(decision_id=decision_id, ts=when, fields=clean, idempotency_key=key))
+                fresh.append(OutcomeRecord(decision_id=decision_id, ts=when, fields=clean, idempotency_key=key,
+                                           key_id=key_id))
             if fresh:
                 self.log.append(fresh)
                 keys.update(batch_keys)
@@ -910,7 +942,7 @@ class Engine:
         suffix = "" if chosen is runtime.production else f"-{arm}"
         folder = self.home.deployments / deployment / "learned" / f"r{runtime.revision.revision}{suffix}"
         with chosen.lock:
-            return save_policy(chosen.policy, folder)
+            return save_policy(chosen.policy, folder, keyring=self.log.keyring)
 
     def learned_count(self, deployment: str, arm: str = "production") -> int:
         """How many interactions an arm's in-memory policy has learned since it was loaded."""

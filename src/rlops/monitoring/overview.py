@@ -394,6 +394,14 @@ class Overview(_Model):
     model_cards: list[ModelCard]
     compute_ms: float
 
+    def visible_to(self, covers: Callable[[str], bool]) -> Overview:
+        """What a caller restricted to some deployments may see: those deployments and their alerts; no
+        validation reports or model cards (the registry is not about one deployment)."""
+        shown = [a for a in self.alerts.alerts if a.deployment is not None and covers(a.deployment)]
+        alerts = self.alerts.model_copy(update={"alerts": shown})
+        return self.model_copy(update={"deployments": [d for d in self.deployments if covers(d.name)],
+                                       "alerts": alerts, "validation_reports": [], "model_cards": []})
+
 
 # ---- arms ---------------------------------------------------------------------------------------------------------
 

@@ -16,13 +16,14 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import Connection
 
+from rlops.encryption import Keyring, KeyWatch, plain_file, plain_tree, read_plain, sealing_into
 from rlops.errors import ConfigError, ConflictError, NotFoundError, StorageError, ValidationError
 from rlops.home import Home
 from rlops.policies.base import BasePolicy
@@ -35,6 +36,8 @@ from rlops.registry.refs import ModelRef, check_name
 from rlops.registry.signing import SigningKey, load_signing_key
 from rlops.registry.stages import LIVE, Stage, allowed_targets
 from rlops.registry.store import ModelVersion, RegistryStore, Transition, now_us
+from rlops.security import audit
+from rlops.security.audit import AuditAction
 
 if TYPE_CHECKING:
     from rlops.monitoring.drift.profile import ReferenceProfile
@@ -67,15 +70,18 @@ class Registry:
             registry_ed25519``, created on the first registration). Reading and verifying never need it.
         trusted_keys: when given, base64 public keys a version must be signed by to verify (e.g. the production
             signer's only); by default the key recorded with each version at registration is trusted.
+        keyring: the data keys that seal new versions' files and open stored ones (default: ``$RLOPS_DATA_KEY``,
+            else ``HOME/keys/data_key``, else none: files are stored in plaintext). See ``docs/encryption.md``.
     """
 
     def __init__(self, home: Home, *, signing_key: SigningKey | None = None,
-                 trusted_keys: Collection[str] | None = None) -> None:
+                 trusted_keys: Collection[str] | None = None, keyring: Keyring | None = None) -> None:
         self.home = home
         self.root = home.registry
         self.keys = home.keys
         self._signing_key = signing_key
         self._trusted = None if trusted_keys is None else frozenset(trusted_keys)
+        self._data_keys = KeyWatch(home.keys, fixed=keyring)
         self.store = RegistryStore(f"sqlite:///{home.meta_db}")
 
     def close(self) -> None:
@@ -94,6 +100,11 @@ class Registry:
         if self._signing_key is None:
             self._signing_key = load_signing_key(self.keys)
         return self._signing_key
+
+    @property
+    def keyring(self) -> Keyring:
+        """The data keys files are sealed and opened with (empty: encryption is off)."""
+        return self._data_keys.get()
 
     def folder(self, name: str, version: int) -> Path:
         """``HOME/registry/NAME/vN``."""
@@ -133,7 +144,7 @@ class Registry:
         if lineage.parent is not None and lineage.parent.version is not None:
             self.store.get(lineage.parent.name, lineage.parent.version)  # NotFoundError names it
         source = Path(source)
-        read_manifest(source)  # NotFoundError / ConfigError before anything is copied
+        read_manifest(source, keyring=self.keyring)  # NotFoundError / ConfigError before anything is copied
         key = self.signing_key
         models = self.root / name
         try:
@@ -142,10 +153,19 @@ class Registry:
         except OSError as e:
             raise StorageError(f"{models}: cannot create: {e.strerror or e}") from e
         try:
-            self._stage_files(source, staging, report, reference)
-            return self._commit(name, staging, lineage, who, key)
+            # With a data key, plaintext exists only outside the home (a sealed source is opened there too).
+            with plain_tree(source, self.keyring) as plain, sealing_into(staging, self.keyring) as work:
+                self._stage_files(plain, work, report, reference)
+            fsync_tree(staging)
+            version = self._commit(name, staging, lineage, who, key)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
+        stored = self._stored_report(name, version.version)
+        audit.record(self.home, who, AuditAction.REGISTER, str(version.ref), {
+            "model": name, "version": version.version, "kind": version.kind,
+            "gates_passed": None if stored is None else stored.get("status") != "fail",
+            "gates_failed": _failed_gates(stored), "gates_overridden": [], "reason": ""})
+        return version
 
     @staticmethod
     def _stage_files(source: Path, staging: Path, report: str | os.PathLike[str] | None,
@@ -178,9 +198,10 @@ class Registry:
         fsync_tree(staging)
 
     def _commit(self, name: str, staging: Path, lineage: Lineage, actor: str, key: SigningKey) -> ModelVersion:
-        files = _file_hashes(staging)
-        chash = content_hash(staging / POLICY)
-        kind = str(read_manifest(staging / POLICY).get("kind"))
+        keyring = self.keyring  # hashes are of the plaintext, so rotating the data key keeps signatures valid
+        files = _file_hashes(staging, keyring=keyring)
+        chash = content_hash(staging / POLICY, keyring=keyring)
+        kind = str(read_manifest(staging / POLICY, keyring=keyring).get("kind"))
 
         moved: list[Path] = []  # the folder of an attempt whose transaction may still fail
 
@@ -242,13 +263,13 @@ class Registry:
             raise ConfigError(f"{folder / 'registration.sig'}: {record.ref} is signed by key "
                               f"{record.registration.get('key_id')}, which is not trusted here; refusing it")
         verify_folder(folder, name=record.name, version=record.version, public_key=record.public_key,
-                      content=record.content_hash)
+                      content=record.content_hash, keyring=self.keyring)
         return record
 
     def load(self, name: str, version: int | None = None) -> BasePolicy:
         """The policy of a version, after :meth:`verify` (a tampered or unsigned artefact is refused)."""
         record = self.verify(name, version)
-        return load_policy(self.folder(record.name, record.version) / POLICY)
+        return load_policy(self.folder(record.name, record.version) / POLICY, keyring=self.keyring)
 
     def reference(self, name: str, version: int | None = None) -> ReferenceProfile | None:
         """The reference profile registered with a version (verified first), or ``None`` if it has none.
@@ -267,14 +288,26 @@ class Registry:
         record = self.verify(name, version)
         if REFERENCE not in record.registration.get("files", {}):
             return None
-        return ReferenceProfile.load(self.folder(record.name, record.version) / REFERENCE)
+        with plain_file(self.folder(record.name, record.version) / REFERENCE, self.keyring) as path:
+            return ReferenceProfile.load(path)
+
+    def _stored_report(self, name: str, version: int) -> dict[str, Any] | None:
+        """The version's validation report as stored (unverified: callers that act on it verify first)."""
+        record = self.store.get(name, version)
+        if not record.has_report:
+            return None
+        try:
+            report = json.loads(read_plain(self.folder(record.name, record.version) / REPORT, self.keyring))
+        except (OSError, json.JSONDecodeError) as e:
+            raise StorageError(f"{record.ref}: cannot read its validation report: {e}") from e
+        return report if isinstance(report, dict) else None
 
     def details(self, name: str, version: int | None = None) -> VersionDetails:
         """A verified version with its policy manifest and validation report."""
         record = self.verify(name, version)
         folder = self.folder(record.name, record.version)
-        report = json.loads((folder / REPORT).read_text()) if record.has_report else None
-        return VersionDetails(record, read_manifest(folder / POLICY), report)
+        report = json.loads(read_plain(folder / REPORT, self.keyring)) if record.has_report else None
+        return VersionDetails(record, read_manifest(folder / POLICY, keyring=self.keyring), report)
 
     def diff(self, a: ModelRef, b: ModelRef) -> list[Change]:
         """What changed from ``a`` to ``b`` (both verified first); see :func:`rlops.registry.diff.diff_versions`."""
@@ -283,11 +316,13 @@ class Registry:
     # ---- stages ---------------------------------------------------------------------------------------------
 
     def transition(self, name: str, version: int, stage: Stage, *, reason: str,
-                   actor: str | None = None) -> list[Transition]:
-        """Move a version to ``stage``, recording who and why.
+                   actor: str | None = None, override_gates: bool = False) -> list[Transition]:
+        """Move a version to ``stage``, recording who and why (in the registry's history and the audit log).
 
-        Entering shadow, canary or production first verifies the artefact. Promoting to production retires the
-        name's current production version in the same transaction.
+        Entering shadow, canary or production first verifies the artefact. Entering canary or production is
+        refused when the version's validation report failed a gate, unless ``override_gates`` (which the audit log
+        records as a ``gate_override`` with the reason). Promoting to production retires the name's current
+        production version in the same transaction.
 
         Args:
             name: the model.
@@ -295,12 +330,14 @@ class Registry:
             stage: where to (see :mod:`rlops.registry.stages` for the allowed moves).
             reason: why, kept in the history (required).
             actor: who (default: the OS user; a service passes the authenticated principal).
+            override_gates: move into canary or production although the validation report failed gates.
 
         Returns:
             The transitions made: this version's, then any version it retired.
 
         Raises:
-            ConflictError: the move is not allowed from the current stage (the message names the allowed ones).
+            ConflictError: the move is not allowed from the current stage (the message names the allowed ones), or
+                the version failed validation gates and ``override_gates`` is not set.
             ValidationError: an empty reason or actor.
             NotFoundError: no such version.
             ConfigError: entering a live stage with a tampered or unsigned artefact.
@@ -310,6 +347,10 @@ class Registry:
         who = _check_text(actor if actor is not None else default_actor(), "actor", 200)
         if stage in LIVE:
             self.verify(name, version)
+        failed = _failed_gates(self._stored_report(name, version)) if stage in GATED else []
+        if failed and not override_gates:
+            raise ConflictError(f"stage: {name}@{version} failed validation gates ({', '.join(failed)}); moving it "
+                                f"to {stage.value} needs an override with a reason (--override-gates)")
 
         def attempt(conn: Connection) -> list[Transition]:
             record = self.store.current(conn, check_name(name), version)
@@ -328,7 +369,27 @@ class Registry:
                                                     f"replaced by {name}@{version}: {why}", at))
             return made
 
-        return self.store.retrying(attempt)
+        made = self.store.retrying(attempt)
+        if failed:
+            audit.record(self.home, who, AuditAction.GATE_OVERRIDE, f"{name}@{version}",
+                         {"gates": failed, "stage": stage.value, "reason": why})
+        for t in made:
+            audit.record(self.home, who, AuditAction.STAGE_CHANGE, f"{t.name}@{t.version}",
+                         {"from": t.from_stage.value if t.from_stage else None, "to": t.to_stage.value,
+                          "reason": t.reason})
+        return made
+
+
+#: Stages a version may enter only with passing validation gates (or an override).
+GATED = frozenset({Stage.CANARY, Stage.PRODUCTION})
+
+
+def _failed_gates(report: Mapping[str, Any] | None) -> list[str]:
+    """Names of the gates a stored validation report failed (none without a report)."""
+    if not report:
+        return []
+    return [str(g.get("gate", {}).get("name", "?")) for g in report.get("gates") or []
+            if isinstance(g, Mapping) and g.get("status") == "fail"]
 
 
 def _undo(target: Path, staging: Path) -> None:

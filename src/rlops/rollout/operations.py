@@ -103,7 +103,8 @@ class Rollout:
             if not where and named:
                 where, rule = named.group(1), named.group(2)
             raise ValidationError(where or "deployment", rule) from e
-        result = self.engine.apply(checked, base_revision=base.revision)
+        result = self.engine.apply(checked, base_revision=base.revision, actor=self.actor, change=action,
+                                   reason=reason.strip())
         notes = self._move(moves, reason)
         change = Change(name, now_us(), result.revision, action, version, self.actor, reason.strip(),
                         {**(details or {}), **({"registry": notes} if notes else {})})

@@ -597,4 +597,16 @@ def _check(actor: str, action: str, target: str, details: Mapping[str, Any] | No
 
 __all__ = ["ENV_VAR", "GENESIS", "KEY_FILE", "AuditAction", "AuditEntry", "AuditLog", "HashAlg", "Problem",
            "VerifyResult", "canonical_json", "create_audit_key", "entry_hash", "load_audit_key", "parse_anchor",
-           "read_jsonl", "verify_chain"]
+           "read_jsonl", "record", "verify_chain"]
+
+
+def record(home: Home, actor: str, action: str, target: str = "", details: Mapping[str, Any] | None = None) -> None:
+    """Append one entry to ``home``'s audit log (opening and closing it: for state changes, which are rare).
+
+    Raises:
+        ValidationError: a field breaks its rule.
+        ConfigError: the audit key is malformed or readable by others.
+        StorageError: the database stayed busy or failed.
+    """
+    with AuditLog.for_home(home) as log:
+        log.append(actor, action, target, details)

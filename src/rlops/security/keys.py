@@ -28,6 +28,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from rlops.errors import NotFoundError, StorageError, UnauthorizedError, ValidationError
 from rlops.home import Home
 from rlops.metadata import open_database
+from rlops.security import audit
+from rlops.security.audit import AuditAction
 from rlops.security.permissions import Role
 from rlops.security.principal import Principal
 from rlops.security.scopes import Scope
@@ -133,13 +135,19 @@ class KeyStore:
         StorageError: the table cannot be created.
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, home: Home | None = None) -> None:
         self.engine: SqlEngine = open_database(url, _metadata, "API key")
+        self.home = home
 
     @classmethod
     def for_home(cls, home: Home) -> KeyStore:
-        """The store in ``home``'s metadata database."""
-        return cls(f"sqlite:///{home.meta_db}")
+        """The store in ``home``'s metadata database; creating and revoking keys is recorded in its audit log."""
+        return cls(f"sqlite:///{home.meta_db}", home=home)
+
+    def _audit(self, actor: str, action: AuditAction, record: KeyRecord) -> None:
+        if self.home is not None:
+            audit.record(self.home, actor, action, f"key:{record.id}",
+                         {"role": record.role.value, "scope": record.scope.terms(), "name": record.name})
 
     def close(self) -> None:
         self.engine.dispose()
@@ -182,7 +190,17 @@ class KeyStore:
         self._write(api_keys.insert().values(
             id=record.id, name=record.name, role=role.value, scope=json.dumps(scope.terms()),
             secret_sha256=_hash(secret), created_at_us=record.created_at_us, created_by=record.created_by))
+        self._audit(record.created_by, AuditAction.KEY_CREATE, record)
         return record, f"{PREFIX}{record.id}_{secret}"
+
+    def bootstrap(self, actor: str | None = None) -> tuple[KeyRecord, str] | None:
+        """The first admin key, if the store has no key at all (what ``rlops init`` hands out); ``None`` otherwise.
+
+        There are no default credentials: until this runs (or ``rlops keys create``), nobody can call the service.
+        """
+        if self.list():
+            return None
+        return self.create(Role.ADMIN, name="first admin key (rlops init)", actor=actor)
 
     def authenticate(self, key: str) -> Principal:
         """The caller ``key`` identifies.
@@ -239,9 +257,11 @@ class KeyStore:
         """
         record = self.get(key_id)
         if record.active:
+            who = _text(actor, "actor", 200) or _default_actor()
             self._write(update(api_keys).where(api_keys.c.id == record.id, api_keys.c.revoked_at_us.is_(None))
-                        .values(revoked_at_us=_now_us(), revoked_by=_text(actor, "actor", 200) or _default_actor()))
+                        .values(revoked_at_us=_now_us(), revoked_by=who))
             record = self.get(record.id)
+            self._audit(who, AuditAction.KEY_REVOKE, record)
         return record
 
     def _reading(self) -> Any:

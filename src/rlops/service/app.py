@@ -1,16 +1,20 @@
 """The FastAPI app: routes translate HTTP to :class:`~rlops.engine.Engine` calls and back, and nothing more.
 
 Error mapping (every body is ``{"error": {"field", "rule", "message"}}``): invalid input 422, unknown deployment or
-decision 404, a conflict with stored state 409, a body over the limit 413, a missing or wrong admin token 401, admin
-endpoints disabled 403, storage or a deployment's files unusable 503. Anything else is a bug: it is logged and
-answered with 500 without internals.
+decision 404, a conflict with stored state 409, a body over the limit 413, missing or wrong credentials 401, a
+caller without the permission 403, a caller over its rate limit 429 (with ``Retry-After``), a body sent too slowly
+408, storage or a deployment's files unusable 503. Anything else is a bug: it is logged and answered with 500
+without internals.
+
+Every route declares the permission it needs (see :mod:`rlops.service.auth`); the app refuses to start with a
+route that declares none.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hmac
 import logging
+import math
 import os
 import re
 from collections import Counter
@@ -20,7 +24,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import pydantic
-from fastapi import Depends, FastAPI, Header, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 
@@ -32,6 +36,7 @@ from rlops.errors import (
     ConflictError,
     ForbiddenError,
     NotFoundError,
+    RateLimitedError,
     RlopsError,
     StorageError,
     UnauthorizedError,
@@ -42,6 +47,11 @@ from rlops.monitoring import ServiceMetrics
 from rlops.monitoring.watch import SIGNALS_FILE, SignalCollector, Watcher
 from rlops.rollout.operations import Rollout
 from rlops.rollout.supervisor import Hook, Supervisor
+from rlops.security.keys import KeyStore
+from rlops.security.permissions import Permission
+from rlops.security.principal import Principal
+from rlops.security.tokens import JwtVerifier
+from rlops.service.auth import PUBLIC, Authenticator, PrincipalDep, TokenBucket, check_guarded, requires
 from rlops.service.dashboard import install_dashboard
 from rlops.service.limits import BodySizeLimit
 from rlops.service.observability import RequestContext, configure_logging
@@ -69,8 +79,9 @@ _NAMED_RULE = re.compile(r"^([a-z_][a-z0-9_.]*): (.+)$", re.S)
 
 # A ConfigError here comes from the server's own files (a broken policy folder), never from the request: 503.
 _STATUS = {ValidationError: 422, NotFoundError: 404, ConflictError: 409, ConfigError: 503, StorageError: 503,
-           UnauthorizedError: 401, ForbiddenError: 403}
-_ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorResponse} for code in (404, 413, 422)}
+           UnauthorizedError: 401, ForbiddenError: 403, RateLimitedError: 429}
+_ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorResponse} for code in (401, 403, 404, 413, 422, 429)}
+P = Permission
 
 
 def _error(status: int, rule: str, field: str | None = None) -> JSONResponse:
@@ -84,20 +95,6 @@ def get_engine(request: Request) -> Engine:
 
 
 EngineDep = Annotated[Engine, Depends(get_engine)]
-
-
-def require_admin(request: Request, authorization: Annotated[str | None, Header()] = None) -> None:
-    """Let the request through only with ``Authorization: Bearer <the server's admin token>``."""
-    settings: ServiceSettings = request.app.state.settings
-    if settings.admin_token is None:
-        raise ForbiddenError("admin endpoints are disabled on this server: start it with RLOPS_ADMIN_TOKEN set")
-    scheme, _, token = (authorization or "").partition(" ")
-    expected = settings.admin_token.get_secret_value()
-    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), expected.encode()):
-        raise UnauthorizedError("authorization: expected 'Bearer <admin token>'")
-
-
-AdminDep = Annotated[None, Depends(require_admin)]
 
 
 def _spec_from_request(name: str, body: dict[str, Any], home: Path) -> DeploymentSpec:
@@ -156,19 +153,42 @@ def _info(engine: Engine, name: str) -> DeploymentInfo:
                           action_space=spec.schema_.actions.type, actions=spec.schema_.action_names())
 
 
+def _actor(principal: Principal) -> str:
+    """How the audit log and the rollout history name a caller: ``key:<id>`` or ``jwt:<subject>``."""
+    return principal.key_id if principal.key_id.startswith("jwt:") else f"key:{principal.key_id}"
+
+
+def _decide_response(decision: Any, principal: Principal) -> DecideResponse:
+    """A decision as the caller may see it: the full distribution only for roles allowed to read probabilities
+    (returning it to every client would let one reconstruct the policy from a few queries)."""
+    out = DecideResponse.of(decision)
+    if out.probabilities is not None and not principal.allows(P.READ_PROBABILITIES, decision.deployment):
+        out.probabilities = None
+    return out
+
+
 def create_app(settings: ServiceSettings, *, hooks: Sequence[Hook] = ()) -> FastAPI:
     """Build the app for one home folder; the engine opens at start-up and closes (flushing) at shutdown.
 
     Args:
         settings: how to serve.
         hooks: called with the engine after each tick of the leader process's supervisor (e.g. alert rules).
+
+    Raises:
+        ConfigError: a route declares no permission, or the JWT settings are unusable.
     """
+    home = Home.resolve(settings.home)
+    verifier = None
+    if settings.jwt_issuer is not None and settings.jwt_audience is not None and settings.jwt_key is not None:
+        verifier = JwtVerifier(settings.jwt_issuer, settings.jwt_audience, settings.jwt_key.get_secret_value(),
+                               settings.jwt_algorithm)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Worker processes each draw from their own random stream (see Engine's ``stream``).
         stream = os.getpid() if settings.workers > 1 else None
         app.state.engine = engine = Engine(settings.home, fsync=settings.fsync, stream=stream)
+        app.state.authenticator = authenticator = Authenticator(KeyStore.for_home(engine.home), verifier)
         engine.on_shadow = metrics.record_shadow
         for name in engine.store.names():  # load every policy now, not on each worker's first request
             try:
@@ -187,14 +207,18 @@ def create_app(settings: ServiceSettings, *, hooks: Sequence[Hook] = ()) -> Fast
         finally:
             if supervisor is not None:
                 supervisor.stop()
+            authenticator.close()
             app.state.engine.close()
 
     app = FastAPI(title="rlops decision service", version=__version__, lifespan=lifespan,
-                  description="Decide, report outcomes, and inspect deployments and decisions.")
-    metrics = ServiceMetrics(SignalCollector(Home.resolve(settings.home).root / SIGNALS_FILE))
+                  description="Decide, report outcomes, and inspect deployments and decisions. Every route but "
+                              "/healthz, /readyz and the dashboard's page needs `Authorization: Bearer <API key>` "
+                              "(see docs/security.md).")
+    metrics = ServiceMetrics(SignalCollector(home.root / SIGNALS_FILE))
     app.state.metrics = metrics
     app.state.settings = settings
-    app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
+    app.state.rate_limiter = TokenBucket(settings.rate_limit, settings.rate_burst)
+    app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes, timeout=settings.body_timeout)
     app.add_middleware(RequestContext, metrics=metrics)  # added last: outermost, so every answer has an id
 
     @app.exception_handler(RlopsError)
@@ -202,7 +226,12 @@ def create_app(settings: ServiceSettings, *, hooks: Sequence[Hook] = ()) -> Fast
         status = next((code for cls, code in _STATUS.items() if isinstance(exc, cls)), 400)
         if isinstance(exc, ValidationError):
             return _error(status, exc.rule, exc.field)
-        return _error(status, str(exc))
+        response = _error(status, str(exc))
+        if isinstance(exc, RateLimitedError):
+            response.headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
+        elif isinstance(exc, UnauthorizedError):
+            response.headers["WWW-Authenticate"] = 'Bearer realm="rlops"'
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def request_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -219,92 +248,108 @@ def create_app(settings: ServiceSettings, *, hooks: Sequence[Hook] = ()) -> Fast
         if size > settings.max_batch:
             raise ValidationError(field, f"{size} items is more than the limit of {settings.max_batch}")
 
-    @app.post("/v1/deployments/{deployment}/decide", response_model=DecideResponse, responses=_ERRORS)
-    def decide(deployment: str, body: DecideRequest, engine: EngineDep) -> DecideResponse:
-        """Choose an action; the decision is durably logged before the answer is sent."""
-        decision = engine.decide(deployment, body.context, body.unit_id, body.actions)
+    @app.post("/v1/deployments/{deployment}/decide", response_model=DecideResponse, responses=_ERRORS,
+              response_model_exclude_none=True, dependencies=[requires(P.DECIDE)])
+    def decide(deployment: str, body: DecideRequest, engine: EngineDep, principal: PrincipalDep) -> DecideResponse:
+        """Choose an action; the decision is durably logged before the answer is sent. The full distribution
+        (``probabilities``) is returned only to keys allowed ``read_probabilities``."""
+        decision = engine.decide(deployment, body.context, body.unit_id, body.actions, key_id=principal.key_id)
         metrics.record_decisions([decision])
-        return DecideResponse.of(decision)
+        return _decide_response(decision, principal)
 
-    @app.post("/v1/deployments/{deployment}/decide-batch", response_model=DecideBatchResponse, responses=_ERRORS)
-    def decide_batch(deployment: str, body: DecideBatchRequest, engine: EngineDep) -> DecideBatchResponse:
+    @app.post("/v1/deployments/{deployment}/decide-batch", response_model=DecideBatchResponse, responses=_ERRORS,
+              response_model_exclude_none=True, dependencies=[requires(P.DECIDE)])
+    def decide_batch(deployment: str, body: DecideBatchRequest, engine: EngineDep,
+                     principal: PrincipalDep) -> DecideBatchResponse:
         """Decide for several units at once; all are validated before any is logged."""
         _check_batch(len(body.items), "items")
         actions = [item.actions for item in body.items]
         decisions = engine.decide_batch(deployment, [item.context for item in body.items],
                                         [item.unit_id for item in body.items],
-                                        None if all(a is None for a in actions) else actions)
+                                        None if all(a is None for a in actions) else actions,
+                                        key_id=principal.key_id)
         metrics.record_decisions(decisions)
-        return DecideBatchResponse(decisions=[DecideResponse.of(d) for d in decisions])
+        return DecideBatchResponse(decisions=[_decide_response(d, principal) for d in decisions])
 
-    @app.post("/v1/outcomes", response_model=OutcomesResponse, responses=_ERRORS)
-    def outcomes(body: OutcomesRequest | OutcomeIn, engine: EngineDep) -> OutcomesResponse:
+    @app.post("/v1/outcomes", response_model=OutcomesResponse, responses=_ERRORS,
+              dependencies=[requires(P.REPORT_OUTCOME)])
+    def outcomes(body: OutcomesRequest | OutcomeIn, engine: EngineDep, principal: PrincipalDep) -> OutcomesResponse:
         """Report one outcome, or several as ``{"outcomes": [...]}``; says what was accepted, duplicated or
-        dead-lettered, and why."""
+        dead-lettered, and why. A key may report only for decisions of deployments in its scope (and, scoped
+        ``own-outcomes``, only for decisions it made); one such outcome refuses the whole request (403) before
+        anything is stored."""
         items = body.outcomes if isinstance(body, OutcomesRequest) else [body]
         _check_batch(len(items), "outcomes")
-        results = engine.report_batch([item.model_dump() for item in items])
+        results = engine.report_batch([item.model_dump() for item in items], key_id=principal.key_id,
+                                      authorize=principal.require_outcome)
         metrics.record_outcomes(results)
         counts = Counter(r.status for r in results)
         return OutcomesResponse(accepted=counts[OutcomeStatus.ACCEPTED], duplicates=counts[OutcomeStatus.DUPLICATE],
                                 dead_lettered=counts[OutcomeStatus.DEAD_LETTER],
                                 results=[OutcomeResult.of(r) for r in results])
 
-    @app.get("/v1/decisions/{decision_id}", responses=_ERRORS)
-    def decision(decision_id: str, engine: EngineDep) -> dict[str, Any]:
-        """The logged decision record."""
-        return engine.decision(decision_id)
+    @app.get("/v1/decisions/{decision_id}", responses=_ERRORS, dependencies=[requires(P.READ_DECISIONS)])
+    def decision(decision_id: str, engine: EngineDep, principal: PrincipalDep) -> dict[str, Any]:
+        """The logged decision record (``probabilities`` only for keys allowed ``read_probabilities``)."""
+        record = engine.decision(decision_id)
+        if not principal.scope.covers(record["deployment"]):
+            raise NotFoundError(f"decision {decision_id!r} does not exist")  # what a scoped key may not see
+        if not principal.allows(P.READ_PROBABILITIES, record["deployment"]):
+            record["probabilities"] = None
+        return record
 
-    @app.get("/v1/deployments", response_model=list[DeploymentInfo])
-    def deployments(engine: EngineDep) -> list[DeploymentInfo]:
-        return [_info(engine, name) for name in engine.store.names()]
+    @app.get("/v1/deployments", response_model=list[DeploymentInfo], responses=_ERRORS,
+             dependencies=[requires(P.READ_DEPLOYMENTS)])
+    def deployments(engine: EngineDep, principal: PrincipalDep) -> list[DeploymentInfo]:
+        """The deployments the key may see."""
+        return [_info(engine, name) for name in engine.store.names() if principal.scope.covers(name)]
 
-    @app.get("/v1/deployments/{deployment}", response_model=DeploymentInfo, responses=_ERRORS)
+    @app.get("/v1/deployments/{deployment}", response_model=DeploymentInfo, responses=_ERRORS,
+             dependencies=[requires(P.READ_DEPLOYMENTS)])
     def deployment(deployment: str, engine: EngineDep) -> DeploymentInfo:
         return _info(engine, deployment)
 
-    @app.put("/v1/admin/deployments/{deployment}", response_model=ApplyResponse,
-             responses={**_ERRORS, 401: {"model": ErrorResponse}, 403: {"model": ErrorResponse}})
-    def admin_apply(deployment: str, body: dict[str, Any], engine: EngineDep, _: AdminDep) -> ApplyResponse:
+    admin_errors: dict[int | str, dict[str, Any]] = {**_ERRORS, 409: {"model": ErrorResponse}}
+
+    @app.put("/v1/admin/deployments/{deployment}", response_model=ApplyResponse, responses=admin_errors,
+             dependencies=[requires(P.DEPLOY)])
+    def admin_apply(deployment: str, body: dict[str, Any], engine: EngineDep,
+                    principal: PrincipalDep) -> ApplyResponse:
         """Create or update a deployment (a hot swap: running servers serve the new revision within a second).
 
         The body is a deployment spec as in a deployment file, with ``schema`` and ``reward`` inline and the
         policy by ``kind`` and ``params`` or by ``path`` to a saved policy inside the server's home folder.
-        Idempotent: the same spec again makes no new revision. Needs ``Authorization: Bearer <admin token>``.
+        Idempotent: the same spec again makes no new revision. Needs permission ``deploy``.
         """
         spec = _spec_from_request(deployment, body, settings.home)
         try:
-            result = engine.apply(spec)
+            result = engine.apply(spec, actor=_actor(principal))
         except (ConfigError, NotFoundError) as e:  # from the request's spec: the client's error, not the server's
             raise ValidationError("policy.path" if spec.policy.path is not None else "policy.params", str(e)) from e
         return ApplyResponse(name=result.name, revision=result.revision, created=result.created,
                              policy_version=result.policy_version)
 
-    install_dashboard(app)
+    install_dashboard(app, read=requires(P.READ_METRICS), public=PUBLIC)
 
-    admin_errors: dict[int | str, dict[str, Any]] = {**_ERRORS, 401: {"model": ErrorResponse},
-                                                      403: {"model": ErrorResponse}, 409: {"model": ErrorResponse}}
-
-    def _rollout(engine: Engine) -> Rollout:
-        return Rollout(engine, actor="admin-api")  # the security issue replaces this with the principal
-
-    @app.post("/v1/admin/deployments/{deployment}/check", response_model=CheckOut, responses=admin_errors)
-    def admin_check(deployment: str, engine: EngineDep, _: AdminDep) -> CheckOut:
+    @app.post("/v1/admin/deployments/{deployment}/check", response_model=CheckOut, responses=admin_errors,
+              dependencies=[requires(P.ROLLOUT)])
+    def admin_check(deployment: str, engine: EngineDep, principal: PrincipalDep) -> CheckOut:
         """Judge the canary with the sequential guardrail now, and promote or roll back as it allows."""
-        check = _rollout(engine).check(deployment)
+        check = Rollout(engine, actor=_actor(principal)).check(deployment)
         return CheckOut(deployment=check.deployment, canary_version=check.canary_version,
                         production_version=check.production_version, action=check.action,
                         verdict=None if check.result is None else check.result.to_dict())
 
-    @app.post("/v1/admin/deployments/{deployment}/{action}", response_model=ChangeOut, responses=admin_errors)
+    @app.post("/v1/admin/deployments/{deployment}/{action}", response_model=ChangeOut, responses=admin_errors,
+              dependencies=[requires(P.ROLLOUT)])
     def admin_rollout(deployment: str, action: str, body: RolloutRequest, engine: EngineDep,
-                      _: AdminDep) -> ChangeOut:
+                      principal: PrincipalDep) -> ChangeOut:
         """Change what a deployment serves: ``shadow``, ``canary``, ``holdout``, ``promote`` or ``rollback``.
 
         Running servers serve the new revision within a second, without failed requests. Every change is kept
-        in the deployment's history with its reason. Needs ``Authorization: Bearer <admin token>``.
+        in the deployment's history with its reason and in the audit log. Needs permission ``rollout``.
         """
-        rollout = _rollout(engine)
+        rollout = Rollout(engine, actor=_actor(principal))
         engine.store.latest(deployment)  # 404 before anything else
         if action == "promote":
             change = rollout.promote(deployment, reason=body.reason)
@@ -327,42 +372,48 @@ def create_app(settings: ServiceSettings, *, hooks: Sequence[Hook] = ()) -> Fast
                                 "rollback)")
         return ChangeOut(**dataclasses.asdict(change))
 
-    @app.get("/v1/deployments/{deployment}/arms", response_model=list[ArmOut], responses=_ERRORS)
+    @app.get("/v1/deployments/{deployment}/arms", response_model=list[ArmOut], responses=_ERRORS,
+             dependencies=[requires(P.READ_DEPLOYMENTS)])
     def arms(deployment: str, engine: EngineDep) -> list[ArmOut]:
         """The arms serving the deployment now: production, canary, holdout, shadows."""
         return [ArmOut(role=a.role.value, name=a.name, policy_version=a.policy_version, fraction=a.fraction,
                        source=a.source, learned=engine.learned_count(deployment, a.name))
                 for a in engine.arms(deployment)]
 
-    @app.get("/v1/deployments/{deployment}/history", response_model=list[ChangeOut], responses=_ERRORS)
+    @app.get("/v1/deployments/{deployment}/history", response_model=list[ChangeOut], responses=_ERRORS,
+             dependencies=[requires(P.READ_DEPLOYMENTS)])
     def history(deployment: str, engine: EngineDep, limit: int = 100) -> list[ChangeOut]:
         """Rollout changes, oldest first: what, which version, who, why."""
         if not 1 <= limit <= 10_000:
             raise ValidationError("limit", "must be between 1 and 10000")
-        return [ChangeOut(**dataclasses.asdict(c)) for c in _rollout(engine).history(deployment, limit)]
+        return [ChangeOut(**dataclasses.asdict(c)) for c in Rollout(engine).history(deployment, limit)]
 
-    @app.get("/metrics", response_class=Response)
+    @app.get("/metrics", response_class=Response, responses=_ERRORS, dependencies=[requires(P.READ_METRICS)])
     def prometheus() -> Response:
-        """Prometheus text exposition: decisions, outcomes, policy and request latency."""
+        """Prometheus text exposition: decisions, outcomes, policy and request latency (scrape with a
+        ``viewer`` key as the bearer token)."""
         return Response(content=metrics.exposition(), media_type=metrics.content_type)
 
-    @app.get("/healthz")
+    @app.get("/healthz", dependencies=[PUBLIC])
     def healthz() -> dict[str, str]:
         """The process is up."""
         return {"status": "ok"}
 
-    @app.get("/readyz")
+    @app.get("/readyz", dependencies=[PUBLIC])
     def readyz(engine: EngineDep) -> JSONResponse:
-        """Every deployment's policy loads and the event log is open for writing."""
+        """Every deployment's policy loads and the event log is open for writing (says how many deployments,
+        not which: anyone may ask)."""
         try:
             for name in engine.store.names():
                 engine.spec(name)
-        except RlopsError as e:
-            return JSONResponse(status_code=503, content={"status": "not ready", "reason": str(e)})
+        except RlopsError:
+            return JSONResponse(status_code=503, content={"status": "not ready",
+                                                          "reason": "a deployment does not load (see the log)"})
         if engine.log.closed:
             return JSONResponse(status_code=503, content={"status": "not ready", "reason": "event log closed"})
         return JSONResponse(content={"status": "ready", "deployments": len(engine.store.names())})
 
+    check_guarded(app)
     return app
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from functools import cache
 from importlib import resources
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import FastAPI, Query, Request
 from fastapi.responses import HTMLResponse, Response
@@ -55,10 +55,17 @@ def dashboard_overview(engine: Engine, deployment: str | None, window: str | Non
         return build_overview(engine, deployment=deployment, window_s=window_s, registry=registry)
 
 
-def install_dashboard(app: FastAPI) -> None:
-    """Add the dashboard's routes to the service app."""
+def install_dashboard(app: FastAPI, *, read: Any, public: Any) -> None:
+    """Add the dashboard's routes to the service app.
 
-    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    Args:
+        app: the service app.
+        read: the guard of the dashboard's data (``requires(Permission.READ_METRICS)``).
+        public: the guard of the page and its static files (they hold no data: the page asks for a key and sends
+            it with every data request).
+    """
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False, dependencies=[public])
     def page() -> Response:
         """The dashboard page."""
         body = static_file("index.html")
@@ -67,7 +74,7 @@ def install_dashboard(app: FastAPI) -> None:
         return Response(content=body, media_type="text/html; charset=utf-8",
                         headers={**_HEADERS, "Cache-Control": "no-cache"})
 
-    @app.get("/static/{name}", include_in_schema=False)
+    @app.get("/static/{name}", include_in_schema=False, dependencies=[public])
     def static(name: str) -> Response:
         """The page's script, style and icon."""
         suffix = name[name.rfind("."):] if "." in name else ""
@@ -77,8 +84,8 @@ def install_dashboard(app: FastAPI) -> None:
         return Response(content=body, media_type=STATIC_TYPES[suffix],
                         headers={**_HEADERS, "Cache-Control": "public, max-age=300"})
 
-    @app.get("/v1/dashboard", response_model=Overview,
-             responses={code: {"model": ErrorResponse} for code in (404, 422)})
+    @app.get("/v1/dashboard", response_model=Overview, dependencies=[read],
+             responses={code: {"model": ErrorResponse} for code in (401, 403, 404, 422, 429)})
     def dashboard(request: Request,
                   deployment: Annotated[str | None, Query(max_length=64, description="Only this deployment.")] = None,
                   window: Annotated[str | None, Query(max_length=16, description="Only the last DURATION of "
@@ -88,4 +95,10 @@ def install_dashboard(app: FastAPI) -> None:
         intervals, canary vs production, drift per feature over time, actions, alerts, validation reports and model
         cards (see docs/dashboard.md for where each number comes from)."""
         engine: Engine = request.app.state.engine
-        return dashboard_overview(engine, deployment or None, window)
+        scope = request.state.principal.scope
+        if deployment and not scope.covers(deployment):
+            raise NotFoundError(f"deployment {deployment!r} does not exist")  # what a scoped key may not see
+        overview = dashboard_overview(engine, deployment or None, window)
+        if scope.deployments is not None:
+            overview = overview.visible_to(scope.covers)
+        return overview

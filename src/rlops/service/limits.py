@@ -1,7 +1,9 @@
-"""Request size limit, enforced before a body is parsed (a declared or a streamed body over the limit is 413)."""
+"""Request size and time limits, enforced before a body is parsed: a declared or a streamed body over the limit is
+413, a body that takes longer than the timeout to arrive is 408 (a slow sender must not hold the server)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -21,10 +23,11 @@ async def _reply(send: Send, status: int, rule: str) -> None:
 
 
 class BodySizeLimit:
-    """ASGI middleware: refuse bodies larger than ``limit`` bytes with 413, whether declared or streamed."""
+    """ASGI middleware: refuse bodies larger than ``limit`` bytes with 413, whether declared or streamed, and bodies
+    not complete within ``timeout`` seconds with 408."""
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
-        self.app, self.limit = app, limit
+    def __init__(self, app: ASGIApp, limit: int, timeout: float = 30.0) -> None:
+        self.app, self.limit, self.timeout = app, limit, timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -42,8 +45,13 @@ class BodySizeLimit:
         # app sees any of it, then replay it to the app.
         chunks: list[bytes] = []
         received = 0
+        deadline = asyncio.get_running_loop().time() + self.timeout
         while True:
-            message = await receive()
+            try:
+                message = await asyncio.wait_for(receive(), deadline - asyncio.get_running_loop().time())
+            except TimeoutError:
+                await _reply(send, 408, f"the body did not arrive within {self.timeout:g} s")
+                return
             if message["type"] != "http.request":
                 return  # the client went away
             chunk = message.get("body", b"")

@@ -415,8 +415,25 @@
   const status = document.getElementById("status");
   const deploymentSelect = document.getElementById("deployment");
   const windowSelect = document.getElementById("window");
+  const signin = document.getElementById("signin");
   let known = [];
   let timer = null;
+
+  // The API key: from the address's fragment (#key=..., never sent to the server or kept in its logs), else from
+  // this tab's session storage, else asked for. It goes only into the Authorization header of data requests.
+  const KEY_ITEM = "rlops.apikey";
+  const fragment = new URLSearchParams(location.hash.slice(1));
+  if (fragment.get("key")) {
+    sessionStorage.setItem(KEY_ITEM, fragment.get("key"));
+    history.replaceState(null, "", location.pathname + location.search);
+  }
+  signin.addEventListener("submit", (event) => {
+    event.preventDefault();
+    sessionStorage.setItem(KEY_ITEM, document.getElementById("apikey").value.trim());
+    document.getElementById("apikey").value = "";
+    signin.hidden = true;
+    refresh();
+  });
 
   function updateDeploymentChoices(names) {
     if (names.join("\n") === known.join("\n")) return;
@@ -434,7 +451,21 @@
     if (windowSelect.value) params.set("window", windowSelect.value);
     const url = "v1/dashboard" + (params.toString() ? "?" + params : "");
     try {
-      const response = await fetch(url, { headers: { Accept: "application/json" }, cache: "no-store" });
+      const key = sessionStorage.getItem(KEY_ITEM);
+      if (!key) {
+        signin.hidden = false;
+        status.textContent = "enter an API key to see the dashboard";
+        return;
+      }
+      const response = await fetch(url, { headers: { Accept: "application/json", Authorization: `Bearer ${key}` },
+        cache: "no-store" });
+      if (response.status === 401) {
+        sessionStorage.removeItem(KEY_ITEM);
+        signin.hidden = false;
+        status.classList.add("error");
+        status.textContent = "that API key was not accepted; enter another";
+        return;
+      }
       const data = await response.json();
       if (!response.ok) throw new Error((data.error && data.error.message) || response.statusText);
       if (!deploymentSelect.value) updateDeploymentChoices(data.deployments.map((d) => d.name));
