@@ -91,18 +91,34 @@ def serve(
     port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port (0 picks a free one).")] = 8000,
     workers: Annotated[int, typer.Option(min=1, max=64, help="Server processes sharing the port and the home "
                                                              "folder's event log.")] = 1,
+    tls_cert: Annotated[Path | None, typer.Option("--tls-cert", help="Serve HTTPS with this PEM certificate "
+                                                  "(chain); needs --tls-key. Also $RLOPS_TLS_CERT.")] = None,
+    tls_key: Annotated[Path | None, typer.Option("--tls-key", help="The certificate's PEM private key. Also "
+                                                 "$RLOPS_TLS_KEY.")] = None,
 ) -> None:
-    """Serve every deployment in the home folder over HTTP (decide, outcomes, decisions; OpenAPI at /docs)."""
+    """Serve every deployment in the home folder over HTTP or HTTPS (decide, outcomes, decisions; OpenAPI at /docs).
+
+    Every route but /healthz, /readyz and the dashboard's page needs an API key (`rlops init` makes the first one,
+    `rlops keys create` more); see docs/security.md."""
+    import pydantic
     import uvicorn
 
     from rlops.service import ServiceSettings, configure_logging, create_app
 
-    settings = ServiceSettings.from_env(_existing_home(home).root, host=host, port=port, workers=workers)
+    try:
+        settings = ServiceSettings.from_env(_existing_home(home).root, host=host, port=port, workers=workers,
+                                            tls_cert=tls_cert, tls_key=tls_key)
+    except pydantic.ValidationError as e:
+        first = e.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "settings"
+        raise typer.BadParameter(str(first["msg"]).removeprefix("Value error, "),
+                                 param_hint=f"'{where.replace('_', '-')}'") from e
     configure_logging()
     if settings.workers == 1:
-        console.print(f"serving {escape(str(settings.home))} on http://{settings.host}:{settings.port} "
+        console.print(f"serving {escape(str(settings.home))} on {settings.scheme}://{settings.host}:{settings.port} "
                       "(docs at /docs)")
-        uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning")
+        uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning",
+                    **settings.uvicorn_tls())
         return
     _serve_workers(settings)
 
@@ -121,14 +137,14 @@ def _serve_workers(settings: ServiceSettings) -> None:
     shutil.rmtree(shared, ignore_errors=True)
     shared.mkdir(parents=True)
     config = uvicorn.Config("rlops.service.app:app_from_env", factory=True, host=settings.host, port=settings.port,
-                            workers=settings.workers, log_level="warning")
+                            workers=settings.workers, log_level="warning", **settings.uvicorn_tls())
     sock = config.bind_socket()
     # uvicorn hands this socket to the workers as it is; without TCP_NODELAY every answer waits for the client's
     # delayed ACK (about 40 ms on Linux), which capped one keep-alive connection at ~20 requests/s.
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     bound = settings.model_copy(update={"port": sock.getsockname()[1]})
     os.environ.update({**bound.to_env(), "PROMETHEUS_MULTIPROC_DIR": str(shared)})
-    console.print(f"serving {escape(str(settings.home))} on http://{bound.host}:{bound.port} with "
+    console.print(f"serving {escape(str(settings.home))} on {settings.scheme}://{bound.host}:{bound.port} with "
                   f"{settings.workers} worker processes (docs at /docs)")
     try:
         Multiprocess(config, sockets=[sock]).run()

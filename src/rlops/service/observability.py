@@ -17,6 +17,15 @@ access_log = logging.getLogger("rlops.service.access")
 #: The request id of the request being handled (for log lines written while handling it).
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 _VALID_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+#: What a credential looks like: an API key's secret part, or a JWT (three base64url parts, the first two JSON).
+_SECRETS = re.compile(r"(rlk_[0-9a-fA-F]{12}_)[A-Za-z0-9_-]+|eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*\.?[A-Za-z0-9_-]*")
+
+
+def redact(text: str) -> str:
+    """``text`` with anything shaped like a credential replaced: an API key keeps its public id, a JWT goes whole.
+
+    Log lines pass through this, so a key a client put somewhere odd (a path, a query, a field) is not kept."""
+    return _SECRETS.sub(lambda m: f"{m.group(1)}[redacted]" if m.group(1) else "[redacted token]", text)
 
 
 class JSONFormatter(logging.Formatter):
@@ -31,7 +40,7 @@ class JSONFormatter(logging.Formatter):
         line.update({k: v for k, v in record.__dict__.items() if k not in self._SKIP})
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
-        return json.dumps(line, default=str)
+        return redact(json.dumps(line, default=str))
 
 
 class RequestContext:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -27,7 +28,9 @@ class BackgroundServer:
     """
 
     def __init__(self, settings: ServiceSettings, start_timeout: float = 30.0) -> None:
-        config = uvicorn.Config(create_app(settings), host=settings.host, port=settings.port, log_level="warning")
+        config = uvicorn.Config(create_app(settings), host=settings.host, port=settings.port, log_level="warning",
+                                **settings.uvicorn_tls())
+        self._scheme = settings.scheme
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, name="rlops-service", daemon=True)
         self._timeout = start_timeout
@@ -41,7 +44,7 @@ class BackgroundServer:
                 raise StorageError("the decision service did not start (is the port free?)")
             time.sleep(0.02)
         host, port = self._server.servers[0].sockets[0].getsockname()[:2]
-        self.url = f"http://{host}:{port}"
+        self.url = f"{self._scheme}://{host}:{port}"
         return self.url
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
@@ -58,8 +61,11 @@ class ServiceProcess:
     one interpreter lock.
     """
 
-    def __init__(self, home: Path, start_timeout: float = 60.0, workers: int = 1) -> None:
-        self.home, self._timeout, self.workers = home, start_timeout, workers
+    def __init__(self, home: Path, start_timeout: float = 60.0, workers: int = 1,
+                 tls: tuple[Path, Path] | None = None) -> None:
+        """``tls``: (certificate, private key) PEM files to serve HTTPS with; the readiness probe trusts that
+        certificate."""
+        self.home, self._timeout, self.workers, self.tls = home, start_timeout, workers, tls
         self.log_path = home / "logs" / "service.log"
         self._proc: subprocess.Popen[bytes] | None = None
         self.url = ""
@@ -72,14 +78,17 @@ class ServiceProcess:
         # and block the server).
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
+            tls = [] if self.tls is None else ["--tls-cert", str(self.tls[0]), "--tls-key", str(self.tls[1])]
             self._proc = subprocess.Popen([sys.executable, "-m", "rlops", "serve", "--home", str(self.home),
-                                           "--port", str(port), "--workers", str(self.workers)],
+                                           "--port", str(port), "--workers", str(self.workers), *tls],
                                           stdout=subprocess.DEVNULL, stderr=log)
-        self.url = f"http://127.0.0.1:{port}"
+        self.url = f"{'http' if self.tls is None else 'https'}://127.0.0.1:{port}"
+        verify: ssl.SSLContext | bool = (True if self.tls is None
+                                         else ssl.create_default_context(cafile=str(self.tls[0])))
         deadline = time.monotonic() + self._timeout
         while True:
             try:
-                if httpx.get(f"{self.url}/readyz", timeout=1.0).status_code == 200:
+                if httpx.get(f"{self.url}/readyz", timeout=1.0, verify=verify).status_code == 200:
                     return self.url
             except httpx.TransportError:
                 pass

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
@@ -80,6 +81,12 @@ class ServiceSettings(BaseModel):
     def scheme(self) -> str:
         """``https`` when serving TLS, else ``http``."""
         return "https" if self.tls_cert is not None else "http"
+
+    def uvicorn_tls(self) -> dict[str, Any]:
+        """uvicorn's TLS arguments (none for plain HTTP)."""
+        if self.tls_cert is None or self.tls_key is None:
+            return {}
+        return {"ssl_certfile": str(self.tls_cert), "ssl_keyfile": str(self.tls_key)}
 
     def to_env(self) -> dict[str, str]:
         """The ``RLOPS_*`` variables that rebuild these settings in a worker process (see :meth:`from_env`)."""
