@@ -50,8 +50,8 @@ def check(log: EventLog) -> None:
     old = next(r for r in records if isinstance(r, DecisionRecord) and r.decision_id == "d-old")
     assert old.unit_id == "u-old" and old.key_id is None and old.consent is True
     assert new_records()[0] in records and new_records()[1] in records
-    assert log.decision_index() == {"d-old": ("news", 1_700_000_000_000_001, None),
-                                    "d-new": ("news", 1_700_000_000_000_100, "abcdef012345")}
+    assert log.decision_index() == {"d-old": ("news", 1_700_000_000_000_001, None, 1),
+                                    "d-new": ("news", 1_700_000_000_000_100, "abcdef012345", 0)}
     since_d, since_o = log.read_since(IndexCursor())
     assert since_d.schema == DECISION_SCHEMA and since_o.schema == OUTCOME_SCHEMA
     assert sorted(since_d["consent"].to_pylist()) == [False, True]

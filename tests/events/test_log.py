@@ -155,8 +155,8 @@ def test_index_and_keys_cover_segments_and_parquet(tmp_path: Path) -> None:
         log.rotate()
         assert log.compact().segments == 1
         log.append([discrete(2, "b"), outcome(2, "d-00002"), outcome(3, "d-00002")])
-        assert log.decision_index() == {"d-00001": ("a", 1_700_000_000_000_001, None),
-                                        "d-00002": ("b", 1_700_000_000_000_002, None)}
+        assert log.decision_index() == {"d-00001": ("a", 1_700_000_000_000_001, None, 1),
+                                        "d-00002": ("b", 1_700_000_000_000_002, None, 1)}
         assert log.seen_outcome_keys() == {"k-1", "k-2", "k-3"}
 
 

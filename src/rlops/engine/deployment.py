@@ -21,6 +21,11 @@ Example ``deployment.yaml``::
     require_approval: false          # `rlops loop` stops before the canary and waits for a human
     all_outcomes_reported: false     # true: clients report every decision's outcome (a click or a no-click), so
                                      # outcomes can be used before the window closes
+    retention: 90d                   # optional: `rlops retention apply` deletes decisions older than this, with
+                                     # their outcomes (default: keep forever; at least the attribution window)
+    baseline: {kind: uniform}        # optional: decides for units without consent (decide with consent=false);
+                                     # their data are never learned from
+    outcome_guard: {z: 6, min_samples: 30, max_rate: null, hold: 1h}   # the poisoning guard (rlops.security.poisoning)
 
 Applying a file is idempotent: the same content makes no new revision; a change makes revision N+1.
 """
@@ -41,6 +46,7 @@ from rlops.policies import content_hash, kinds
 from rlops.rewards import RewardSpec, parse_duration
 from rlops.rollout.guardrails import GuardrailConfig
 from rlops.schema import Schema
+from rlops.security.poisoning import OutcomeGuardConfig
 
 
 class PolicySource(BaseModel):
@@ -73,6 +79,7 @@ class Role(StrEnum):
     CANARY = "canary"  # a sticky fraction of units, compared with production by the guardrail
     SHADOW = "shadow"  # decides on every context, logged with mode=shadow, never answered
     HOLDOUT = "holdout"  # a sticky fraction of units always served by the baseline, to measure lift
+    BASELINE = "baseline"  # units without consent: decides for them, never learns, not in the split
 
 
 class CanarySpec(BaseModel):
@@ -147,6 +154,9 @@ class DeploymentSpec(BaseModel):
     auto_rollback: bool = True
     require_approval: bool = False
     all_outcomes_reported: bool = False
+    retention: str | float | None = None
+    baseline: PolicySource | None = None
+    outcome_guard: OutcomeGuardConfig = Field(default_factory=OutcomeGuardConfig)
 
     @model_validator(mode="after")
     def _known_kind(self) -> DeploymentSpec:
@@ -158,6 +168,8 @@ class DeploymentSpec(BaseModel):
             raise ValueError(f"shadows: names must be unique, got {names}")
         seen: dict[str, str] = {}
         for field, source in self.policy_sources():
+            if field == "baseline":
+                continue  # the baseline may well be the holdout's policy: it serves other units
             key = json.dumps(source.model_dump(mode="json"), sort_keys=True)
             if key in seen:
                 raise ValueError(f"{field}: the same policy as {seen[key]} (an arm must differ from the others)")
@@ -174,6 +186,8 @@ class DeploymentSpec(BaseModel):
         if self.holdout is not None:
             sources.append(("holdout.policy", self.holdout.policy))
         sources.extend((f"shadows[{i}].policy", s.policy) for i, s in enumerate(self.shadows))
+        if self.baseline is not None:
+            sources.append(("baseline", self.baseline))
         return sources
 
     @property
@@ -204,6 +218,28 @@ class DeploymentSpec(BaseModel):
         parse_duration(value)  # raises ValueError naming the rule
         return value
 
+    @field_validator("retention", mode="before")
+    @classmethod
+    def _retention_is_a_duration(cls, value: Any) -> Any:
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise ValueError(f"expected seconds or a duration like '90d', '12h', got {value!r}")
+        parse_duration(value)  # raises ValueError naming the rule
+        return value
+
+    @model_validator(mode="after")
+    def _retention_covers_the_window(self) -> DeploymentSpec:
+        if self.retention is not None and parse_duration(self.retention) < self.window_seconds:
+            raise ValueError(f"retention: {self.retention!r} is shorter than the attribution window "
+                             f"({self.window_seconds:g} s): decisions would be deleted before their outcomes count")
+        return self
+
+    @property
+    def retention_seconds(self) -> float | None:
+        """How long the event log keeps this deployment's decisions, seconds (None: forever)."""
+        return None if self.retention is None else parse_duration(self.retention)
+
     @property
     def window_seconds(self) -> float:
         """The attribution window: the deployment's override, else the reward spec's."""
@@ -212,11 +248,19 @@ class DeploymentSpec(BaseModel):
     def content_hash(self) -> str:
         """Hash of everything that defines behaviour (a saved policy counts by its content)."""
         data = self.model_dump(mode="json", by_alias=True)
+        # Fields added after revisions were first stored hash as before while they hold their defaults, so an
+        # unchanged file applied again after an upgrade makes no new revision.
+        for name, default in (("retention", None), ("baseline", None),
+                              ("outcome_guard", OutcomeGuardConfig().model_dump(mode="json"))):
+            if data.get(name) == default:
+                data.pop(name, None)
         if self.policy.path is not None:
             data["policy"] = {"content": content_hash(self.policy.path)}
         for role, spec in (("canary", self.canary), ("holdout", self.holdout)):
             if spec is not None and spec.policy.path is not None:
                 data[role]["policy"] = {"content": content_hash(spec.policy.path)}
+        if self.baseline is not None and self.baseline.path is not None:
+            data["baseline"] = {"content": content_hash(self.baseline.path)}
         for i, shadow in enumerate(self.shadows):
             if shadow.policy.path is not None:
                 data["shadows"][i]["policy"] = {"content": content_hash(shadow.policy.path)}
@@ -249,6 +293,8 @@ class DeploymentSpec(BaseModel):
             return policy
 
         data["policy"] = resolve(data.get("policy"))
+        if "baseline" in data:
+            data["baseline"] = resolve(data["baseline"])
         for role in ("canary", "holdout"):
             if isinstance(data.get(role), dict):
                 data[role] = {**data[role], "policy": resolve(data[role].get("policy"))}

@@ -11,6 +11,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -20,7 +21,7 @@ import shutil
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -46,6 +47,7 @@ from rlops.rewards import RewardSpec
 from rlops.rollout.split import Slot, Split
 from rlops.security import audit
 from rlops.security.audit import AuditAction
+from rlops.security.poisoning import PoisoningGuard
 
 log = logging.getLogger("rlops.engine")
 
@@ -69,6 +71,7 @@ class OutcomeStatus(StrEnum):
     ACCEPTED = "accepted"
     DUPLICATE = "duplicate"  # same idempotency key as an outcome already stored: not stored again
     DEAD_LETTER = "dead_letter"  # stored, but it cannot count: unknown or expired decision, unusable fields
+    QUARANTINED = "quarantined"  # stored, but held back from learning and evaluation by the poisoning guard
 
 
 @dataclass(frozen=True)
@@ -92,6 +95,7 @@ class ReportResult:
     status: OutcomeStatus
     reason: str | None = None
     reward: float | None = None
+    out_of_bounds: bool = False  # the reward lay outside the spec's bounds (clipped, or rejected as a dead letter)
 
 
 @dataclass(frozen=True)
@@ -145,6 +149,7 @@ class _Runtime:
             elif arm.info.role is Role.HOLDOUT:
                 self.by_slot[Slot.HOLDOUT] = arm
         self.shadows = [arm for arm in arms if arm.info.role is Role.SHADOW]
+        self.baseline = next((arm for arm in arms if arm.info.role is Role.BASELINE), None)
         self.split = Split(spec.split_salt, holdout=0.0 if spec.holdout is None else spec.holdout.fraction,
                            canary=0.0 if spec.canary is None else spec.canary.fraction)
         self.window_us = int(spec.window_seconds * 1e6)
@@ -270,6 +275,12 @@ class _LearnFeed:
         return join(decisions, mine, spec.reward, deployment=deployment, window_seconds=spec.window_seconds,
                     as_of_us=now, include_pending=include_pending).interactions
 
+    def forget(self, ids: pa.Array) -> None:
+        """Drop the decisions ``ids`` and their outcomes (erased from the log) from what is kept in memory."""
+        for name, table in list(self.decisions.items()):
+            self.decisions[name] = table.filter(pc.invert(pc.is_in(table["decision_id"], value_set=ids)))
+        self.outcomes = self.outcomes.filter(pc.invert(pc.is_in(self.outcomes["decision_id"], value_set=ids)))
+
     def settle(self, deployment: str, learned: pa.Table, windows_us: dict[str, int], now: int) -> None:
         """Forget what was learned, every decision whose window has closed, and stale outcomes."""
         decisions = self.decisions.get(deployment)
@@ -311,6 +322,7 @@ class Engine:
         self._runtimes: dict[str, _Runtime] = {}
         self._lock = threading.RLock()
         self._index: dict[str, DecisionRef] | None = None
+        self._guards: dict[str, PoisoningGuard] = {}  # per deployment: this process's poisoning guard
         self._cursor = IndexCursor()
         self._index_update_started = 0.0  # monotonic time the last incremental index update began
         self._index_read_wall_ms = 0  # ids made (by their embedded time) after this may be missing from the index
@@ -394,6 +406,8 @@ class Engine:
         if spec.holdout is not None:
             roles.append((Role.HOLDOUT, "holdout", "holdout.policy", spec.holdout.policy, spec.holdout.fraction))
         roles.extend((Role.SHADOW, s.name, f"shadows[{i}].policy", s.policy, 0.0) for i, s in enumerate(spec.shadows))
+        if spec.baseline is not None:
+            roles.append((Role.BASELINE, "baseline", "baseline", spec.baseline, 0.0))
         for role, name, field, source, fraction in roles:
             arms.append((role, name, fraction, source, self._materialize(resolved, field, source)))
         served = 1.0 - sum(f for role, _, f, _, _ in arms if role in (Role.CANARY, Role.HOLDOUT))
@@ -475,6 +489,8 @@ class Engine:
             return spec.holdout.policy.describe()
         if role == Role.SHADOW:
             return next(s.policy.describe() for s in spec.shadows if s.name == name)
+        if role == Role.BASELINE and spec.baseline is not None:
+            return spec.baseline.describe()
         return spec.policy.describe()
 
     def _runtime(self, name: str) -> _Runtime:
@@ -541,7 +557,7 @@ class Engine:
     # ---- decisions --------------------------------------------------------------------------------------------
 
     def decide(self, deployment: str, context: Any, unit_id: Any, actions: Any = None, *,
-               key_id: str | None = None) -> Decision:
+               key_id: str | None = None, consent: bool = True) -> Decision:
         """Choose an action for one context, log the decision durably, and return it.
 
         Args:
@@ -550,13 +566,20 @@ class Engine:
             unit_id: the subject of the decision (a user, a building, a patient), at most 256 characters.
             actions: per-request candidates ``[{"id": ..., "features": {...}}]`` for candidate action spaces.
             key_id: the API key asking (the service passes it; logged with the decision).
+            consent: whether the unit consented to its data being used for learning. Without consent the
+                deployment's ``baseline`` policy decides (a deployment without one refuses the request), shadows do
+                not, and the decision is logged with ``consent=False``: no learner or estimator ever uses it.
         """
         return self.decide_batch(deployment, [context], [unit_id], None if actions is None else [actions],
-                                 key_id=key_id)[0]
+                                 key_id=key_id, consent=None if consent is True else [consent])[0]
 
     def decide_batch(self, deployment: str, contexts: Sequence[Any], unit_ids: Sequence[Any],
-                     actions: Sequence[Any] | None = None, *, key_id: str | None = None) -> list[Decision]:
-        """Decide for several contexts at once; all are validated before any is logged."""
+                     actions: Sequence[Any] | None = None, *, key_id: str | None = None,
+                     consent: Sequence[bool] | None = None) -> list[Decision]:
+        """Decide for several contexts at once; all are validated before any is logged.
+
+        ``consent``: one flag per context (default: every unit consented); see :meth:`decide`.
+        """
         runtime = self._runtime(deployment)
         schema = runtime.spec.schema_
         if not isinstance(contexts, Sequence) or isinstance(contexts, str | bytes) or not contexts:
@@ -576,24 +599,42 @@ class Engine:
                           for i, a in enumerate(actions)]
         elif schema.actions.type == "candidates":
             raise ValidationError("actions", "this deployment needs a candidate list with every request")
+        withheld = np.zeros(len(valid), dtype=bool)
+        if consent is not None:
+            if not isinstance(consent, Sequence) or len(consent) != len(contexts):
+                raise ValidationError("consent", f"expected {len(contexts)} consent flags, one per context")
+            for i, flag in enumerate(consent):
+                if not isinstance(flag, bool):
+                    raise ValidationError("consent" if len(contexts) == 1 else f"consent[{i}]",
+                                          f"expected true or false, got {type(flag).__name__}")
+            withheld = ~np.asarray(consent, dtype=bool)
+        if withheld.any() and runtime.baseline is None:
+            raise ValidationError("consent", f"deployment {deployment!r} has no baseline policy to decide for units "
+                                             "without consent; add `baseline: {kind: ...}` to its deployment file")
         x = schema.encode(valid)
         encoded = None if candidates is None else [schema.encode_candidates(c) for c in candidates]
         ts = now_us()
         rows = np.arange(len(valid))
         slots = runtime.split.slots(units)
         served: dict[int, tuple[Decision, DecisionRecord]] = {}
-        for slot, arm in runtime.by_slot.items():
-            picked = rows if runtime.split.trivial else np.flatnonzero(slots == slot)
+        plan = [(arm, rows if runtime.split.trivial else np.flatnonzero(slots == slot))
+                for slot, arm in runtime.by_slot.items()]
+        if withheld.any() and runtime.baseline is not None:
+            plan = [(arm, picked[~withheld[picked]]) for arm, picked in plan]
+            plan.append((runtime.baseline, np.flatnonzero(withheld)))
+        for arm, picked in plan:
             if len(picked):
                 for i, pair in zip(picked.tolist(), self._act(deployment, arm, Mode.SERVED, picked, x, valid,
-                                                              candidates, encoded, units, ts, key_id), strict=True):
+                                                              candidates, encoded, units, ts, key_id,
+                                                              consent=arm is not runtime.baseline), strict=True):
                     served[i] = pair
         records = [served[i][1] for i in range(len(valid))]
         shadowed: list[DecisionRecord] = []
-        for arm in runtime.shadows:  # never answered; a shadow that fails must not fail the request
+        consenting = rows[~withheld]
+        for arm in runtime.shadows if len(consenting) else ():  # a shadow that fails must not fail the request
             try:
-                shadowed.extend(r for _, r in self._act(deployment, arm, Mode.SHADOW, rows, x, valid, candidates,
-                                                        encoded, units, ts, key_id))
+                shadowed.extend(r for _, r in self._act(deployment, arm, Mode.SHADOW, consenting, x, valid,
+                                                        candidates, encoded, units, ts, key_id))
             except Exception:
                 log.exception("shadow %s of %s failed to decide", arm.info.name, deployment)
         self.log.append(records + shadowed)
@@ -603,7 +644,7 @@ class Engine:
         keep_context = bool(runtime.spec.reward.context)
         for i in range(len(valid)):
             record = served[i][1]
-            index_map[record.decision_id] = (deployment, ts, key_id)
+            index_map[record.decision_id] = (deployment, ts, key_id, record.action_index)
             if keep_context:
                 self._contexts[record.decision_id] = record.context
         while len(self._contexts) > CONTEXT_CACHE:
@@ -614,7 +655,7 @@ class Engine:
     def _act(deployment: str, arm: _Arm, mode: Mode, rows: np.ndarray[Any, Any], x: np.ndarray[Any, Any],
              valid: list[dict[str, Any]], candidates: list[list[dict[str, Any]]] | None,
              encoded: list[Any] | None, units: list[str], ts: int,
-             key_id: str | None) -> list[tuple[Decision, DecisionRecord]]:
+             key_id: str | None, consent: bool = True) -> list[tuple[Decision, DecisionRecord]]:
         """Let one arm decide for some rows of a batch; returns the answer and the log record of each."""
         schema = arm.policy.schema
         whole = len(rows) == len(valid)
@@ -643,7 +684,7 @@ class Engine:
                 unit_id=units[i], context=valid[i], actions=names or [], action=action, action_index=index,
                 propensity=propensities[j], probabilities=prob_list,
                 candidate_features=None if candidates is None else [c["features"] for c in candidates[i]],
-                latency_us=latency_us, key_id=key_id)
+                latency_us=latency_us, key_id=key_id, consent=consent)
             decision = Decision(decision_id, deployment, version, action, index, propensities[j],
                                 None if prob_list is None else dict(zip(names or [], prob_list, strict=True)),
                                 latency_us)
@@ -668,6 +709,24 @@ class Engine:
         if row["action_index"] == -1:
             row["action"] = json.loads(row["action"])
         return row  # type: ignore[no-any-return]
+
+    def forget(self, decision_ids: Collection[str]) -> None:
+        """Drop erased decisions from this process's memory: the decision index, recent contexts, stored outcome
+        keys and the online-learning feed (:func:`rlops.security.privacy.erase_unit` calls it after removing them
+        from the log; what other server processes hold in memory ages out with their windows)."""
+        ids = set(decision_ids)
+        if not ids:
+            return
+        with self._lock:
+            if self._index is not None:
+                for decision_id in ids:
+                    self._index.pop(decision_id, None)
+            for decision_id in ids:
+                self._contexts.pop(decision_id, None)
+            if self._keys is not None:
+                self._keys = {key for key in self._keys if key[0] not in ids}
+        with self._feed.lock:
+            self._feed.forget(pa.array(sorted(ids), pa.string()))
 
     # ---- outcomes ---------------------------------------------------------------------------------------------
 
@@ -773,11 +832,12 @@ class Engine:
             key = (default_idempotency_key(decision_id, clean) if raw_key is None
                    else _check_id(raw_key, f"{prefix}.idempotency_key"))
             parsed.append((decision_id, clean, key))
+        found = [self._find_decision(decision_id) for decision_id, _, _ in parsed]
         if authorize is not None:
-            for decision_id, _, _ in parsed:
-                found = self._find_decision(decision_id)
-                if found is not None:
-                    authorize(found[0], found[2])
+            for ref in found:
+                if ref is not None:
+                    authorize(ref[0], ref[2])
+        held = self._screen(parsed, found, key_id)
         results: dict[int, ReportResult] = {}
         with self._lock:
             keys = self._outcome_keys()
@@ -791,21 +851,46 @@ class Engine:
                     continue
                 batch_keys.add(scoped)
                 fresh.append(OutcomeRecord(decision_id=decision_id, ts=when, fields=clean, idempotency_key=key,
-                                           key_id=key_id))
+                                           key_id=key_id, quarantine=held[i]))
             if fresh:
                 self.log.append(fresh)
                 keys.update(batch_keys)
         for i, (decision_id, clean, key) in enumerate(parsed):
-            if i not in results:
-                results[i] = self._classify(decision_id, clean, key, when)
+            if i in results:
+                continue
+            results[i] = self._classify(decision_id, clean, key, when)
+            if held[i] is not None and results[i].status is OutcomeStatus.ACCEPTED:
+                results[i] = dataclasses.replace(results[i], status=OutcomeStatus.QUARANTINED, reason=held[i])
         return [results[i] for i in range(len(parsed))]
+
+    def _screen(self, parsed: list[tuple[str, dict[str, Any], str]], found: list[DecisionRef | None],
+                key_id: str | None) -> list[str | None]:
+        """The poisoning guard's verdict on each outcome (a quarantine reason or ``None``), before any is stored."""
+        held: list[str | None] = [None] * len(parsed)
+        if key_id is None:
+            return held  # reported in-process: trusted
+        now = time.monotonic()
+        for i, ((decision_id, clean, _), ref) in enumerate(zip(parsed, found, strict=True)):
+            if ref is None:
+                continue
+            runtime = self._runtime(ref[0])
+            guard = self._guards.get(ref[0])
+            if guard is None or guard.config != runtime.spec.outcome_guard:
+                guard = self._guards[ref[0]] = PoisoningGuard(runtime.spec.outcome_guard)
+            try:
+                reward: float | None = runtime.spec.reward.compute_one(clean, self._context_of(decision_id, runtime))
+            except ValidationError:
+                reward = None
+            with self._lock:
+                held[i] = guard.check(key_id, ref[3], reward, now_s=now)
+        return held
 
     def _classify(self, decision_id: str, fields: dict[str, Any], key: str, when: int) -> ReportResult:
         """Tell the client now what the join will do with a stored outcome."""
         found = self._find_decision(decision_id)
         if found is None:
             return ReportResult(decision_id, key, OutcomeStatus.DEAD_LETTER, "unknown decision")
-        deployment, decided_at, _ = found
+        deployment, decided_at, _, _ = found
         runtime = self._runtime(deployment)
         if decided_at - when > CLOCK_SKEW_US:
             return ReportResult(decision_id, key, OutcomeStatus.DEAD_LETTER,
@@ -815,10 +900,16 @@ class Engine:
             return ReportResult(decision_id, key, OutcomeStatus.DEAD_LETTER,
                                 f"expired: arrived {late:.0f} s after the decision, the window is "
                                 f"{runtime.window_us / 1e6:.0f} s")
+        context = self._context_of(decision_id, runtime)
         try:
-            reward = runtime.spec.reward.compute_one(fields, self._context_of(decision_id, runtime))
+            reward = runtime.spec.reward.compute_one(fields, context)
         except ValidationError as e:
-            return ReportResult(decision_id, key, OutcomeStatus.DEAD_LETTER, str(e))
+            outside = runtime.spec.reward.outside_bounds(fields, context) is not None
+            return ReportResult(decision_id, key, OutcomeStatus.DEAD_LETTER, str(e), out_of_bounds=outside)
+        raw = runtime.spec.reward.outside_bounds(fields, context)
+        if raw is not None:
+            return ReportResult(decision_id, key, OutcomeStatus.ACCEPTED, f"reward {raw:g} clipped to {reward:g} "
+                                "(outside the reward spec's bounds)", reward, out_of_bounds=True)
         return ReportResult(decision_id, key, OutcomeStatus.ACCEPTED, None, reward)
 
     def _context_of(self, decision_id: str, runtime: _Runtime) -> dict[str, Any]:
@@ -882,8 +973,8 @@ class Engine:
         runtime = self._runtime(deployment)
         if not runtime.spec.learning.online:
             return 0
-        learners = [arm for arm in runtime.arms
-                    if arm.info.role is not Role.SHADOW and getattr(arm.policy, "update", None) is not None]
+        learners = [arm for arm in runtime.arms if arm.info.role not in (Role.SHADOW, Role.BASELINE)
+                    and getattr(arm.policy, "update", None) is not None]
         if not learners:
             return 0
         early = runtime.spec.early_outcomes_usable if include_pending is None else include_pending

@@ -72,6 +72,8 @@ class JoinStats:
     defaulted: int
     excluded: int
     pending: int
+    quarantined: int = 0  # outcomes held back by the poisoning guard (they count as not having arrived)
+    without_consent: int = 0  # decisions for units without consent: never interactions (never learned from)
 
 
 @dataclass(frozen=True)
@@ -117,6 +119,11 @@ def join(
     dec_ts = _ts_us(decisions["ts"])
     keep = np.array([(deployment is None or dep == deployment) and mode == Mode.SERVED
                      for dep, mode in zip(dep_col, mode_col, strict=True)], dtype=bool)
+    # A unit without consent: its decisions are never interactions, so no learner or estimator ever sees them.
+    consented = (np.ones(len(all_ids), dtype=bool) if "consent" not in decisions.column_names
+                 else np.asarray(decisions["consent"].fill_null(True).to_numpy(zero_copy_only=False), dtype=bool))
+    without_consent = int((keep & ~consented).sum())
+    keep &= consented
     kept_rows = np.flatnonzero(keep)
     group_of = np.full(len(all_ids), -1, dtype=np.int64)
     group_of[kept_rows] = np.arange(len(kept_rows))
@@ -126,8 +133,10 @@ def join(
     out_keys = outcomes["idempotency_key"].to_pylist()
     out_fields = outcomes["fields"].to_pylist()
     out_ts = _ts_us(outcomes["ts"])
+    held = (outcomes["quarantine"].to_pylist() if "quarantine" in outcomes.column_names
+            else [None] * outcomes.num_rows)
     seen: set[tuple[str, str]] = set()
-    duplicates = 0
+    duplicates = quarantined = 0
     considered = 0
     dead: list[tuple[int, str | None, DeadLetterReason, str]] = []  # (outcome row, deployment, code, reason)
     usable: list[int] = []
@@ -137,6 +146,8 @@ def join(
             continue  # another deployment's outcome: not counted here at all
         if row is None and deployment is not None:
             continue  # unknown decisions belong to no deployment; the all-deployments join reports them
+        if row is not None and not consented[row]:
+            continue  # an outcome of a decision that is not an interaction (no consent)
         considered += 1
         if (decision_id, key) in seen:  # idempotency keys are scoped to their decision
             duplicates += 1
@@ -147,6 +158,9 @@ def join(
             continue
         if mode_col[row] != Mode.SERVED:
             dead.append((j, dep_col[row], DeadLetterReason.SHADOW_DECISION, "outcome for a shadow decision"))
+            continue
+        if held[j] is not None:
+            quarantined += 1  # stored, but held back: as if it had not arrived
             continue
         delay = int(out_ts[j] - dec_ts[row])
         if delay < -CLOCK_SKEW_US:
@@ -214,7 +228,7 @@ def join(
     stats = JoinStats(
         decisions=n_groups, outcomes=considered, duplicates=duplicates, dead_letters=len(dead),
         joined=int((include & has).sum()), defaulted=int((include & ~has).sum()), excluded=excluded,
-        pending=pending,
+        pending=pending, quarantined=quarantined, without_consent=without_consent,
     )
     return JoinResult(table, dead_table, stats)
 

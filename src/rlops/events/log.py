@@ -14,6 +14,8 @@ How it works (file layout in :mod:`rlops.events.layout`, frame format in :mod:`r
   group encodes while the other syncs.
 - Appenders never make a syscall themselves. Measured with 8 threads on 2 CPUs, one ``pwrite`` per append under
   a lock halved throughput: every syscall releases the GIL, and getting it back behind busy threads is slow.
+- With a data key configured (:mod:`rlops.encryption`), the appender seals its frame's payload while it encodes
+  it, outside the lock, so encryption adds nothing to the round; Parquet parts are sealed files.
 - Segments rotate past ``segment_bytes`` (or on :meth:`EventLog.rotate`); a rotated segment is sealed (unlocked)
   as soon as its data is synced. :meth:`EventLog.compact` turns sealed segments into Parquet parts.
 """
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,9 +35,18 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from rlops.encryption import FILE_MAGIC, KeyNotFoundError, Keyring, KeyWatch, is_sealed, read_plain
 from rlops.errors import StorageError, ValidationError
 from rlops.events.compaction import CompactionResult, compact
-from rlops.events.frames import TAG_DECISION, TAG_OUTCOME, decode_rows, encode_batch, row_to_record, scan_segment
+from rlops.events.frames import (
+    TAG_DECISION,
+    TAG_OUTCOME,
+    SegmentScan,
+    decode_rows,
+    encode_batch,
+    row_to_record,
+    scan_segment,
+)
 from rlops.events.ids import new_id
 from rlops.events.layout import Layout, Snapshot
 from rlops.events.records import DECISION_SCHEMA, OUTCOME_SCHEMA, DecisionRecord, OutcomeRecord
@@ -47,10 +59,13 @@ MiB = 1 << 20
 PREALLOC_BYTES = 4 * MiB
 #: Default size past which a writer starts a new segment, bytes.
 DEFAULT_SEGMENT_BYTES = 64 * MiB
+#: How often a writer that appends looks for a rotation request (``ROOT/rotate.request``), seconds.
+ROTATION_CHECK_S = 1.0
 
 
-#: What the decision index keeps of a decision: (deployment, ts in microseconds, id of the key that asked or None).
-DecisionRef = tuple[str, int, str | None]
+#: What the decision index keeps of a decision: (deployment, ts in microseconds, id of the key that asked or None,
+#: index of the chosen action: -1 for box actions).
+DecisionRef = tuple[str, int, str | None, int]
 
 
 @dataclass
@@ -90,12 +105,38 @@ class EventStats:
         return self.segment_bytes + self.parquet_bytes
 
 
-def _read_part(path: Path, columns: list[str] | None = None) -> pa.Table | None:
+def part_source(path: Path, keyring: Keyring | None = None) -> Path | pa.BufferReader:
+    """What pyarrow should read a Parquet part from: the file itself, or its decrypted bytes when it is sealed.
+
+    Every reader of a part goes through this (or :func:`_read_part`).
+
+    Raises:
+        FileNotFoundError: the part is gone.
+        KeyNotFoundError: it is sealed with a key that ``keyring`` does not hold (the message names the file).
+        DecryptionError: it fails its authentication tag (changed after it was written).
+    """
+    with path.open("rb") as f:
+        sealed = is_sealed(f.read(len(FILE_MAGIC)))
+    if not sealed:
+        return path
+    return pa.BufferReader(read_plain(path, keyring or Keyring()))
+
+
+def _scan(path: Path, data: bytes, keyring: Keyring, *, resume: bool = False) -> SegmentScan:
+    """:func:`scan_segment` of a segment's bytes, naming the file when a key is missing."""
+    try:
+        return scan_segment(data, resume=resume, keyring=keyring)
+    except KeyNotFoundError as e:
+        raise e.at(path) from None
+
+
+def _read_part(path: Path, columns: list[str] | None = None, keyring: Keyring | None = None) -> pa.Table | None:
     """A Parquet part in the current layout (columns added since it was written read as their defaults), or None if
-    it does not exist (raises StorageError if it is damaged)."""
+    it does not exist (raises StorageError if it is damaged, KeyNotFoundError if it is sealed with a key that
+    ``keyring`` does not hold)."""
     schema = DECISION_SCHEMA if path.parent.name == "decisions" else OUTCOME_SCHEMA
     try:
-        part = pq.ParquetFile(path)
+        part = pq.ParquetFile(part_source(path, keyring))
         present = set(part.schema_arrow.names)
         wanted = schema.names if columns is None else columns
         table = part.read(columns=[c for c in wanted if c in present])
@@ -106,6 +147,12 @@ def _read_part(path: Path, columns: list[str] | None = None) -> pa.Table | None:
     if len(table.schema.names) == len(wanted):
         return table
     return conform(table, pa.schema([schema.field(c) for c in wanted]))
+
+
+def read_part(path: Path, columns: list[str] | None = None, keyring: Keyring | None = None) -> pa.Table | None:
+    """A Parquet part in the current layout, or None if it does not exist: what every reader of the log reads
+    (erasure and retention rewrite parts from it; see :func:`_read_part` for the errors)."""
+    return _read_part(path, columns, keyring)
 
 
 def _first_per_decision(table: pa.Table) -> pa.Table:
@@ -127,6 +174,9 @@ class EventLog:
         fsync: when True (default) :meth:`append` returns only after the records are on stable storage (they
             survive ``kill -9`` and a power cut). When False it returns after the write to the OS, which survives
             ``kill -9`` of the process but not a power cut or kernel crash.
+        keyring: the data keys that seal what is written and open what is read. Default None: ``$RLOPS_DATA_KEY``,
+            else the key file of the home folder the log lives in (``ROOT/../keys/data_key``, followed when it
+            changes), else none: no encryption.
 
     Raises:
         StorageError: the folder cannot be created.
@@ -142,7 +192,7 @@ class EventLog:
     """
 
     def __init__(self, root: str | os.PathLike[str], *, segment_bytes: int = DEFAULT_SEGMENT_BYTES,
-                 fsync: bool = True) -> None:
+                 fsync: bool = True, keyring: Keyring | None = None) -> None:
         if not isinstance(segment_bytes, int) or isinstance(segment_bytes, bool) or segment_bytes <= 0:
             raise ValidationError("segment_bytes", f"must be a positive number of bytes, not {segment_bytes!r}")
         self.root = Path(root)
@@ -153,6 +203,7 @@ class EventLog:
             raise StorageError(f"cannot create the event log folder {self.root}: {e}") from e
         self._segment_bytes = segment_bytes
         self._fsync = fsync
+        self._keys = KeyWatch(self.root.parent / "keys", fixed=keyring)
         # Preallocation only pays off when syncing; without fsync it would just leave zeros to cut off.
         self._prealloc = min(PREALLOC_BYTES, segment_bytes) if fsync else 0
         # One lock guards the shared state below and is never held during I/O; appenders wait on _cond for a round
@@ -168,6 +219,7 @@ class EventLog:
         # Touched only by the leader of a round (rounds never overlap), so outside the lock.
         self._active: ActiveSegment | None = None
         self._count = 0
+        self._rotation_checked = -1e18  # monotonic time the leader last looked for a rotation request
 
     # ---- writing ----------------------------------------------------------------------------------------------
 
@@ -188,7 +240,7 @@ class EventLog:
         """
         if not records:
             return
-        self._commit(encode_batch(records).frame)
+        self._commit(encode_batch(records, self._keys.get()).frame)
 
     def _commit(self, frame: bytes) -> None:
         """Queue ``frame`` and return once a round has written (and synced) it, leading that round if needed."""
@@ -212,6 +264,11 @@ class EventLog:
             self._raise_if_failed(seq)
 
     @property
+    def keyring(self) -> Keyring:
+        """The data keys this log seals and opens with (empty: no encryption); follows the key file."""
+        return self._keys.get()
+
+    @property
     def closed(self) -> bool:
         """Whether :meth:`close` has been called (appends then raise :class:`StorageError`)."""
         return self._closed
@@ -230,6 +287,38 @@ class EventLog:
         error = self._lead(seal=True)
         if error is not None:
             raise StorageError(f"cannot write the event log at {self.root}: {error}") from error
+
+    def rotate_if_requested(self) -> bool:
+        """Seal the segment being written if a rotation request covers it; returns whether it did.
+
+        Erasure and retention ask every writer to give up the segments they hold (``ROOT/rotate.request``, see
+        :mod:`rlops.events.layout`). An appending writer notices by itself within :data:`ROTATION_CHECK_S`; a
+        process that may sit idle with a segment open (a server) calls this now and then (its supervisor does).
+
+        Raises:
+            StorageError: queued records could not be written or synced before sealing.
+        """
+        active = self._active  # a hint read outside the round: a newer segment sealed by mistake costs nothing
+        if self._closed or active is None:
+            return False
+        try:
+            if not self._layout.rotation_requested(active.path.stem):
+                return False
+        except OSError:
+            return False
+        self.rotate()
+        return True
+
+    def _rotation_due(self, active: ActiveSegment) -> bool:
+        """Whether a rotation request covers ``active``; looks at most every ROTATION_CHECK_S (leader only)."""
+        now = time.monotonic()
+        if now - self._rotation_checked < ROTATION_CHECK_S:
+            return False
+        self._rotation_checked = now
+        try:
+            return self._layout.rotation_requested(active.path.stem)
+        except OSError:  # an unreadable request must never fail an append
+            return False
 
     def close(self) -> None:
         """Write what is queued, seal the current segment and release its lock.
@@ -283,7 +372,7 @@ class EventLog:
                 except OSError as e:
                     error = e
             active = self._active
-            if active is not None and (seal or active.size >= self._segment_bytes):
+            if active is not None and (seal or active.size >= self._segment_bytes or self._rotation_due(active)):
                 active.seal()
                 self._active = None
         except BaseException as e:
@@ -347,7 +436,7 @@ class EventLog:
             StorageError: a file could not be read or written (segments not yet done stay as they are).
         """
         try:
-            return compact(self._layout)
+            return compact(self._layout, self._keys.get())
         except OSError as e:
             raise StorageError(f"compaction of {self.root} failed: {e}") from e
 
@@ -359,9 +448,10 @@ class EventLog:
         segments = set(snapshot.segments)
         for stem in snapshot.stems():
             if stem in segments and not snapshot.committed(stem):
-                data = read_segment(self._layout.segment(stem))
+                path = self._layout.segment(stem)
+                data = read_segment(path)
                 if data is not None:
-                    yield stem, decode_rows(scan_segment(data).payloads)
+                    yield stem, decode_rows(_scan(path, data, self.keyring).payloads)
                     continue
                 # Gone since the listing: a compaction committed its parts and deleted it.
             yield stem, None
@@ -379,7 +469,7 @@ class EventLog:
             if pending:
                 tables.append(build(pending))
                 pending = []
-            part = _read_part(folder_part(stem))
+            part = _read_part(folder_part(stem), keyring=self.keyring)
             if part is not None:
                 tables.append(part)
         if pending:
@@ -434,8 +524,8 @@ class EventLog:
                 if rows is not None:
                     records: Iterator[DecisionRecord | OutcomeRecord] = (row_to_record(row) for row in rows)
                 else:
-                    decisions = _read_part(self._layout.decision_part(stem))
-                    outcomes = _read_part(self._layout.outcome_part(stem))
+                    decisions = _read_part(self._layout.decision_part(stem), keyring=self.keyring)
+                    outcomes = _read_part(self._layout.outcome_part(stem), keyring=self.keyring)
                     records = _chain(decisions, outcomes)
                 for record in records:
                     if isinstance(record, DecisionRecord):
@@ -447,7 +537,8 @@ class EventLog:
             raise StorageError(f"cannot read the event log at {self.root}: {e}") from e
 
     def decision_index(self) -> dict[str, DecisionRef]:
-        """``decision_id -> (deployment, ts in microseconds, key_id)`` for every stored decision (a fresh dict).
+        """``decision_id -> (deployment, ts in microseconds, key_id, action_index)`` for every stored decision (a fresh
+        dict).
 
         Cheaper than :meth:`read_decisions`: Parquet parts are read for three columns only. To keep an index up
         to date afterwards, use :meth:`update_decision_index`, which reads only what was stored since.
@@ -475,11 +566,11 @@ class EventLog:
                 start = cursor.offsets.get(stem, 0)
                 data = read_segment(self._layout.segment(stem), start, until_zeros=True)
                 if data is not None:
-                    scan = scan_segment(data, resume=start > 0)
+                    scan = _scan(self._layout.segment(stem), data, self.keyring, resume=start > 0)
                     if start > 0 and scan.good_end == 0 and data[:1] not in (b"", b"\0"):
                         data = read_segment(self._layout.segment(stem), 0, until_zeros=True)
                         start = 0
-                        scan = scan_segment(data) if data is not None else scan
+                        scan = _scan(self._layout.segment(stem), data, self.keyring) if data is not None else scan
                     yield stem, decode_rows(scan.payloads)
                     if start > 0 or scan.good_end > 0:
                         cursor.offsets[stem] = start + scan.good_end
@@ -504,23 +595,24 @@ class EventLog:
             StorageError: a file could not be read.
         """
         before = len(index)
-        columns = ["decision_id", "deployment", "ts", "key_id"]
+        columns = ["decision_id", "deployment", "ts", "key_id", "action_index"]
         try:
             for stem, rows in self._since(cursor):
                 if rows is not None:
                     for row in rows:
                         if row[0] == TAG_DECISION:  # setdefault: a rescan never overwrites
-                            index.setdefault(row[1], (row[3], row[2], row[15] if len(row) > 15 else None))
+                            index.setdefault(row[1], (row[3], row[2], row[15] if len(row) > 15 else None, row[10]))
                     continue
-                part = _read_part(self._layout.decision_part(stem), columns)
+                part = _read_part(self._layout.decision_part(stem), columns, self.keyring)
                 if part is None:
                     continue
                 ids = part.column("decision_id").to_pylist()
                 deployments = part.column("deployment").to_pylist()
                 ts = pc.cast(part.column("ts"), pa.int64()).to_pylist()
                 keys = part.column("key_id").to_pylist()
-                for decision_id, deployment, t, key in zip(ids, deployments, ts, keys, strict=True):
-                    index.setdefault(decision_id, (deployment, t, key))
+                actions = part.column("action_index").to_pylist()
+                for decision_id, deployment, t, key, action in zip(ids, deployments, ts, keys, actions, strict=True):
+                    index.setdefault(decision_id, (deployment, t, key, action))
         except OSError as e:
             raise StorageError(f"cannot read the event log at {self.root}: {e}") from e
         return len(index) - before
@@ -548,7 +640,7 @@ class EventLog:
                     continue
                 for parts, path in ((decisions, self._layout.decision_part(stem)),
                                     (outcomes, self._layout.outcome_part(stem))):
-                    part = _read_part(path)
+                    part = _read_part(path, keyring=self.keyring)
                     if part is not None:
                         parts.append(part)
         except OSError as e:
@@ -573,7 +665,7 @@ class EventLog:
                 if rows is not None:
                     keys.update(row[4] for row in rows if row[0] == TAG_OUTCOME)
                     continue
-                part = _read_part(self._layout.outcome_part(stem), ["idempotency_key"])
+                part = _read_part(self._layout.outcome_part(stem), ["idempotency_key"], self.keyring)
                 if part is not None:
                     keys.update(part.column("idempotency_key").to_pylist())
         except OSError as e:
@@ -594,7 +686,7 @@ class EventLog:
                 if stem in live and not snapshot.committed(stem):
                     data = read_segment(self._layout.segment(stem))
                     if data is not None:
-                        scan = scan_segment(data)
+                        scan = scan_segment(data, decrypt=False)
                         decisions += scan.decisions
                         outcomes += scan.outcomes
                         segments += 1
@@ -605,7 +697,7 @@ class EventLog:
                                            (self._layout.outcome_part(stem), False)):
                     try:
                         size = path.stat().st_size
-                        rows = pq.read_metadata(path).num_rows
+                        rows = pq.read_metadata(part_source(path, self.keyring)).num_rows
                     except FileNotFoundError:
                         continue
                     parts += 1

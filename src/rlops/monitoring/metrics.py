@@ -22,7 +22,9 @@ class ServiceMetrics:
     Metrics (all prefixed ``rlops_``):
         decisions_total{deployment, policy_version, action, mode}: decisions made.
         decision_policy_seconds{deployment}: time the policy took per decision (the ``latency_us`` logged).
-        outcomes_total{status}: outcomes reported, by accepted / duplicate / dead_letter.
+        outcomes_total{status}: outcomes reported, by accepted / duplicate / dead_letter / quarantined.
+        rewards_out_of_bounds_total: outcomes whose reward lay outside the reward spec's bounds (clipped, or
+            dead-lettered under ``bounds.mode: reject``).
         http_requests_total{route, method, status}: requests answered.
         http_request_seconds{route, method}: wall time per request, from the first byte read to the last written.
 
@@ -45,6 +47,8 @@ class ServiceMetrics:
                                         ["deployment"], buckets=LATENCY_BUCKETS, registry=self.registry)
         self.outcomes = Counter("rlops_outcomes", "Outcomes reported, by status.", ["status"],
                                 registry=self.registry)
+        self.out_of_bounds = Counter("rlops_rewards_out_of_bounds", "Outcomes whose reward lay outside the reward "
+                                     "spec's bounds.", registry=self.registry)
         self.requests = Counter("rlops_http_requests", "HTTP requests answered.", ["route", "method", "status"],
                                 registry=self.registry)
         self.request_seconds = Histogram("rlops_http_request_seconds", "Wall time per HTTP request.",
@@ -67,6 +71,8 @@ class ServiceMetrics:
     def record_outcomes(self, results: list[ReportResult]) -> None:
         for r in results:
             self.outcomes.labels(r.status.value).inc()
+            if r.out_of_bounds:
+                self.out_of_bounds.inc()
 
     def record_request(self, route: str, method: str, status: int, seconds: float) -> None:
         self.requests.labels(route, method, str(status)).inc()

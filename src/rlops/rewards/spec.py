@@ -372,8 +372,8 @@ class RewardSpec(BaseModel):
 
     # ---- computation --------------------------------------------------------------------------------------------
 
-    def _evaluate(self, outcome_fields: Sequence[Any],
-                  contexts: Sequence[Any] | None) -> tuple[np.ndarray, dict[int, RowIssue]]:
+    def _evaluate(self, outcome_fields: Sequence[Any], contexts: Sequence[Any] | None,
+                  apply_bounds: bool = True) -> tuple[np.ndarray, dict[int, RowIssue]]:
         n = len(outcome_fields)
         if contexts is None:
             contexts = [{}] * n if self.context else []
@@ -401,7 +401,7 @@ class RewardSpec(BaseModel):
                 issues.update(dict.fromkeys(np.flatnonzero(rows & non_finite).tolist(), issue))
             bad |= non_finite
         bounds = self.bounds
-        if bounds is not None:
+        if bounds is not None and apply_bounds:
             if bounds.mode is BoundsMode.CLIP:
                 reward = np.clip(reward, bounds.low, bounds.high)
             else:
@@ -451,6 +451,17 @@ class RewardSpec(BaseModel):
             issue = issues[0]
             raise ValidationError(issue.path, issue.rule)
         return float(reward[0])
+
+    def outside_bounds(self, fields: Mapping[str, Any], context: Mapping[str, Any] | None = None) -> float | None:
+        """The reward an outcome gives before the bounds, if it lies outside them; ``None`` when it lies inside, the
+        spec has no bounds, or the outcome gives no reward at all."""
+        if self.bounds is None:
+            return None
+        reward, issues = self._evaluate([fields], None if context is None else [context], apply_bounds=False)
+        value = float(reward[0])
+        if issues or self.bounds.low <= value <= self.bounds.high:
+            return None
+        return value
 
     def aggregate(self, rewards: np.ndarray, group: np.ndarray, ts: np.ndarray, n_groups: int) -> np.ndarray:
         """Combine per-outcome rewards into one per decision with this spec's aggregation.

@@ -253,7 +253,8 @@ def create_app(settings: ServiceSettings, *, hooks: Sequence[Hook] = ()) -> Fast
     def decide(deployment: str, body: DecideRequest, engine: EngineDep, principal: PrincipalDep) -> DecideResponse:
         """Choose an action; the decision is durably logged before the answer is sent. The full distribution
         (``probabilities``) is returned only to keys allowed ``read_probabilities``."""
-        decision = engine.decide(deployment, body.context, body.unit_id, body.actions, key_id=principal.key_id)
+        decision = engine.decide(deployment, body.context, body.unit_id, body.actions, key_id=principal.key_id,
+                                 consent=body.consent)
         metrics.record_decisions([decision])
         return _decide_response(decision, principal)
 
@@ -267,7 +268,9 @@ def create_app(settings: ServiceSettings, *, hooks: Sequence[Hook] = ()) -> Fast
         decisions = engine.decide_batch(deployment, [item.context for item in body.items],
                                         [item.unit_id for item in body.items],
                                         None if all(a is None for a in actions) else actions,
-                                        key_id=principal.key_id)
+                                        key_id=principal.key_id,
+                                        consent=None if all(i.consent for i in body.items)
+                                        else [i.consent for i in body.items])
         metrics.record_decisions(decisions)
         return DecideBatchResponse(decisions=[_decide_response(d, principal) for d in decisions])
 
@@ -286,6 +289,7 @@ def create_app(settings: ServiceSettings, *, hooks: Sequence[Hook] = ()) -> Fast
         counts = Counter(r.status for r in results)
         return OutcomesResponse(accepted=counts[OutcomeStatus.ACCEPTED], duplicates=counts[OutcomeStatus.DUPLICATE],
                                 dead_lettered=counts[OutcomeStatus.DEAD_LETTER],
+                                quarantined=counts[OutcomeStatus.QUARANTINED],
                                 results=[OutcomeResult.of(r) for r in results])
 
     @app.get("/v1/decisions/{decision_id}", responses=_ERRORS, dependencies=[requires(P.READ_DECISIONS)])

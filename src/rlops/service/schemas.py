@@ -20,6 +20,9 @@ class DecideRequest(_Body):
     context: dict[str, Any] = Field(examples=[{"age": 34, "device": "mobile"}])
     actions: list[dict[str, Any]] | None = Field(default=None, description="Per-request candidates "
                                                  "[{'id': ..., 'features': {...}}] for candidate action spaces.")
+    consent: bool = Field(default=True, description="Whether the unit consented to its data being used for "
+                          "learning; without consent the deployment's baseline policy decides and nothing learns "
+                          "from the decision.")
 
 
 class DecideBatchRequest(_Body):
@@ -69,6 +72,7 @@ class OutcomesResponse(BaseModel):
     accepted: int
     duplicates: int
     dead_lettered: int
+    quarantined: int = 0
     results: list[OutcomeResult]
 
 
