@@ -45,8 +45,10 @@ from rlops.policies import BasePolicy, LearningBatch, PolicyInput, kinds, load_p
 from rlops.registry import ModelRef, Registry, default_actor
 from rlops.rewards import RewardSpec
 from rlops.rollout.split import Slot, Split
+from rlops.schema.schema import PiiPolicy
 from rlops.security import audit
 from rlops.security.audit import AuditAction
+from rlops.security.pii import PiiFilter, load_pii_key
 from rlops.security.poisoning import PoisoningGuard
 
 log = logging.getLogger("rlops.engine")
@@ -150,6 +152,7 @@ class _Runtime:
                 self.by_slot[Slot.HOLDOUT] = arm
         self.shadows = [arm for arm in arms if arm.info.role is Role.SHADOW]
         self.baseline = next((arm for arm in arms if arm.info.role is Role.BASELINE), None)
+        self.pii: PiiFilter | None = None  # made on first use (hashing needs the home's key)
         self.split = Split(spec.split_salt, holdout=0.0 if spec.holdout is None else spec.holdout.fraction,
                            canary=0.0 if spec.canary is None else spec.canary.fraction)
         self.window_us = int(spec.window_seconds * 1e6)
@@ -613,6 +616,7 @@ class Engine:
                                              "without consent; add `baseline: {kind: ...}` to its deployment file")
         x = schema.encode(valid)
         encoded = None if candidates is None else [schema.encode_candidates(c) for c in candidates]
+        logged = self._loggable(runtime, valid)
         ts = now_us()
         rows = np.arange(len(valid))
         slots = runtime.split.slots(units)
@@ -626,7 +630,8 @@ class Engine:
             if len(picked):
                 for i, pair in zip(picked.tolist(), self._act(deployment, arm, Mode.SERVED, picked, x, valid,
                                                               candidates, encoded, units, ts, key_id,
-                                                              consent=arm is not runtime.baseline), strict=True):
+                                                              consent=arm is not runtime.baseline, logged=logged),
+                                   strict=True):
                     served[i] = pair
         records = [served[i][1] for i in range(len(valid))]
         shadowed: list[DecisionRecord] = []
@@ -634,7 +639,7 @@ class Engine:
         for arm in runtime.shadows if len(consenting) else ():  # a shadow that fails must not fail the request
             try:
                 shadowed.extend(r for _, r in self._act(deployment, arm, Mode.SHADOW, consenting, x, valid,
-                                                        candidates, encoded, units, ts, key_id))
+                                                        candidates, encoded, units, ts, key_id, logged=logged))
             except Exception:
                 log.exception("shadow %s of %s failed to decide", arm.info.name, deployment)
         self.log.append(records + shadowed)
@@ -651,11 +656,24 @@ class Engine:
             self._contexts.popitem(last=False)
         return [served[i][0] for i in range(len(valid))]
 
+    def _loggable(self, runtime: _Runtime, valid: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
+        """The contexts as the log may keep them (PII fields dropped or hashed), or ``None`` if they all may be
+        kept as they are."""
+        if not runtime.spec.schema_.pii:
+            return None
+        if runtime.pii is None:
+            hashing = PiiPolicy.HASH in runtime.spec.schema_.pii.values()
+            runtime.pii = PiiFilter(runtime.spec.schema_, load_pii_key(self.home.keys) if hashing else None)
+        if not runtime.pii.active:
+            return None
+        return [runtime.pii.protect(c) for c in valid]
+
     @staticmethod
     def _act(deployment: str, arm: _Arm, mode: Mode, rows: np.ndarray[Any, Any], x: np.ndarray[Any, Any],
              valid: list[dict[str, Any]], candidates: list[list[dict[str, Any]]] | None,
              encoded: list[Any] | None, units: list[str], ts: int,
-             key_id: str | None, consent: bool = True) -> list[tuple[Decision, DecisionRecord]]:
+             key_id: str | None, consent: bool = True,
+             logged: list[dict[str, Any]] | None = None) -> list[tuple[Decision, DecisionRecord]]:
         """Let one arm decide for some rows of a batch; returns the answer and the log record of each."""
         schema = arm.policy.schema
         whole = len(rows) == len(valid)
@@ -681,7 +699,8 @@ class Engine:
             decision_id = new_id()
             record = DecisionRecord(
                 decision_id=decision_id, ts=ts, deployment=deployment, policy_version=version, mode=mode,
-                unit_id=units[i], context=valid[i], actions=names or [], action=action, action_index=index,
+                unit_id=units[i], context=valid[i] if logged is None else logged[i], actions=names or [],
+                action=action, action_index=index,
                 propensity=propensities[j], probabilities=prob_list,
                 candidate_features=None if candidates is None else [c["features"] for c in candidates[i]],
                 latency_us=latency_us, key_id=key_id, consent=consent)

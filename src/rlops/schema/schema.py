@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Mapping, Sequence
+from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -16,6 +19,14 @@ from rlops.schema.actions import ActionSpace, BoxActions, CandidateActions, Disc
 from rlops.schema.features import MAX_STRING_LENGTH, Feature
 
 Context = dict[str, Any]
+
+
+class PiiPolicy(StrEnum):
+    """What the event log keeps of a PII field."""
+
+    DROP = "drop"
+    HASH = "hash"
+    KEEP = "keep"
 
 
 def _validate_mapping(
@@ -36,6 +47,20 @@ def _validate_mapping(
             value = feature.default
         result[feature.name] = feature.validate_value(value, field_path)
     return result
+
+
+_PII_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+_PII_MAX = 1024
+
+
+def _pii_value(value: Any, path: str) -> str | int | float | bool:
+    if isinstance(value, str):
+        if len(value) > _PII_MAX:
+            raise ValidationError(path, f"at most {_PII_MAX} characters")
+        return value
+    if isinstance(value, bool | int) or (isinstance(value, float) and math.isfinite(value)):
+        return value
+    raise ValidationError(path, f"a PII field holds a string, number or boolean, not {type(value).__name__}")
 
 
 def _encode_rows(features: Sequence[Any], rows: Sequence[Mapping[str, Any]], width: int) -> np.ndarray:
@@ -64,6 +89,9 @@ class Schema(BaseModel):
     name: str = ""
     features: list[Feature] = Field(min_length=1)
     actions: ActionSpace
+    pii: dict[str, PiiPolicy] = Field(default_factory=dict, description=(
+        "Context fields about the person (not features: no policy input) and what the log keeps of each: drop "
+        "(nothing), hash (a keyed HMAC, the same for the same value: joins without the value), keep."))
 
     @model_validator(mode="after")
     def _unique_names(self) -> Schema:
@@ -71,6 +99,11 @@ class Schema(BaseModel):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"features: duplicate names {dupes}")
+        for name in self.pii:
+            if not _PII_NAME.fullmatch(name):
+                raise ValueError(f"pii.{name[:64]}: a field name is a Python-style identifier")
+            if name in names:
+                raise ValueError(f"pii.{name}: is a feature; PII fields are extra context fields, not features")
         return self
 
     # ---- construction -------------------------------------------------------------------------------------------
@@ -90,7 +123,10 @@ class Schema(BaseModel):
         write_document(path, self.to_dict())
 
     def to_dict(self) -> dict[str, Any]:
-        return self.model_dump(mode="json", exclude_defaults=False)
+        data = self.model_dump(mode="json", exclude_defaults=False)
+        if not data["pii"]:
+            del data["pii"]  # schemas without PII fields read and hash as they did before the field existed
+        return data
 
     # ---- layout ---------------------------------------------------------------------------------------------------
 
@@ -122,7 +158,14 @@ class Schema(BaseModel):
             ValidationError: naming the field and rule, e.g. ``context.temperature: 412.0 is above the maximum
                 60.0``. Unknown fields, missing required fields, wrong types and NaN/inf are all refused.
         """
-        return _validate_mapping(self.features, raw, path, self._by_name)
+        if not self.pii or not isinstance(raw, Mapping) or not (raw.keys() & self.pii.keys()):
+            return _validate_mapping(self.features, raw, path, self._by_name)
+        features = {k: v for k, v in raw.items() if k not in self.pii}
+        result = _validate_mapping(self.features, features, path, self._by_name)
+        for name in self.pii:
+            if name in raw and raw[name] is not None:
+                result[name] = _pii_value(raw[name], f"{path}.{name}")
+        return result
 
     def validate_candidates(self, raw: Any, path: str = "actions") -> list[dict[str, Any]]:
         """Check a per-request candidate list (candidate action spaces only).
