@@ -18,12 +18,14 @@ from fastapi.routing import APIRoute
 from rlops.engine import Engine
 from rlops.errors import ConfigError
 from rlops.home import Home
+from rlops.scenarios import SyntheticBandit
 from rlops.security import ROLE_PERMISSIONS, KeyStore, Permission, Role
 from rlops.service import ServiceSettings
 from rlops.service.app import create_app
 from rlops.service.auth import PUBLIC, TokenBucket, check_guarded, guard_of
 from rlops.service.runner import BackgroundServer
 from tests.keys import bearer, make_key
+from tests.service.conftest import REWARD
 from tests.service.test_api import USER
 
 #: A value for each path parameter of the app's routes (a route with another parameter fails the matrix test).
@@ -237,3 +239,20 @@ def test_settings_refuse_half_configurations(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="at least 32 bytes"):
         create_app(ServiceSettings(home=tmp_path, jwt_issuer="x", jwt_audience="y", jwt_key="short",  # type: ignore[arg-type]
                                    jwt_algorithm="HS256"))
+
+
+def test_state_changes_over_http_are_attributed_in_the_audit_chain(url: str, home: Path) -> None:
+    admin = make_key(home)
+    spec = {"schema": SyntheticBandit().schema.to_dict(), "reward": REWARD,
+            "policy": {"kind": "linucb", "params": {"alpha": 0.9}}}
+    assert httpx.put(f"{url}/v1/admin/deployments/news", json=spec, headers=bearer(admin)).status_code == 200
+    auditor = bearer(make_key(home, "auditor"))
+    entries = httpx.get(f"{url}/v1/audit/entries", headers=auditor).json()
+    deploys = [e for e in entries if e["action"] == "deploy" and e["target"] == "deployment:news"]
+    assert deploys[-1]["actor"] == f"key:{admin.split('_')[1]}" and deploys[-1]["details"]["revision"] == 2
+    assert [e["action"] for e in entries].count("key_create") == 2  # the two keys this test made
+    verified = httpx.get(f"{url}/v1/audit/verify", headers=auditor).json()
+    assert verified["ok"] and verified["entries"] == len(entries)
+    assert httpx.get(f"{url}/v1/audit/entries", headers=bearer(make_key(home, "deployer"))).status_code == 403
+    bad = httpx.get(f"{url}/v1/audit/entries", params={"start": "yesterday"}, headers=auditor)
+    assert bad.status_code == 422 and bad.json()["error"]["field"] == "start"

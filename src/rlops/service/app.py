@@ -13,6 +13,7 @@ route that declares none.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import logging
 import math
 import os
@@ -42,11 +43,13 @@ from rlops.errors import (
     UnauthorizedError,
     ValidationError,
 )
+from rlops.events.tables import parse_time_us
 from rlops.home import Home
 from rlops.monitoring import ServiceMetrics
 from rlops.monitoring.watch import SIGNALS_FILE, SignalCollector, Watcher
 from rlops.rollout.operations import Rollout
 from rlops.rollout.supervisor import Hook, Supervisor
+from rlops.security.audit import AuditLog
 from rlops.security.keys import KeyStore
 from rlops.security.permissions import Permission
 from rlops.security.principal import Principal
@@ -58,6 +61,8 @@ from rlops.service.observability import RequestContext, configure_logging
 from rlops.service.schemas import (
     ApplyResponse,
     ArmOut,
+    AuditEntryOut,
+    AuditVerifyOut,
     ChangeOut,
     CheckOut,
     DecideBatchRequest,
@@ -391,6 +396,29 @@ def create_app(settings: ServiceSettings, *, hooks: Sequence[Hook] = ()) -> Fast
         if not 1 <= limit <= 10_000:
             raise ValidationError("limit", "must be between 1 and 10000")
         return [ChangeOut(**dataclasses.asdict(c)) for c in Rollout(engine).history(deployment, limit)]
+
+    @app.get("/v1/audit/entries", response_model=list[AuditEntryOut], responses=_ERRORS,
+             dependencies=[requires(P.READ_AUDIT)])
+    def audit_entries(engine: EngineDep, start: str | None = None, end: str | None = None,
+                      limit: int = 1000) -> list[AuditEntryOut]:
+        """Audit entries with ``start <= ts < end`` (ISO 8601 or microseconds since the epoch; default: all),
+        oldest first, at most ``limit``."""
+        if not 1 <= limit <= 100_000:
+            raise ValidationError("limit", "must be between 1 and 100000")
+        start_us = None if start is None else parse_time_us(start, "start")
+        end_us = None if end is None else parse_time_us(end, "end")
+        with AuditLog.for_home(engine.home) as audit_log:
+            entries = itertools.islice(audit_log.entries(start_us=start_us, end_us=end_us), limit)
+            return [AuditEntryOut(**e.to_dict()) for e in entries]
+
+    @app.get("/v1/audit/verify", response_model=AuditVerifyOut, responses=_ERRORS,
+             dependencies=[requires(P.READ_AUDIT)])
+    def audit_verify(engine: EngineDep) -> AuditVerifyOut:
+        """Recompute the audit chain: whether it checks out, and the first entry altered, removed or reordered."""
+        with AuditLog.for_home(engine.home) as audit_log:
+            result = audit_log.verify()
+            return AuditVerifyOut(ok=result.ok, entries=result.entries, first_bad_seq=result.first_bad_seq,
+                                  problem=result.problem, anchor=audit_log.anchor())
 
     @app.get("/metrics", response_class=Response, responses=_ERRORS, dependencies=[requires(P.READ_METRICS)])
     def prometheus() -> Response:

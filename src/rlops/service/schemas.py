@@ -139,6 +139,29 @@ class CheckOut(BaseModel):
     verdict: dict[str, Any] | None
 
 
+class AuditEntryOut(BaseModel):
+    """One entry of the audit chain (see docs/audit.md)."""
+
+    seq: int
+    ts_us: int
+    ts: str
+    actor: str
+    action: str
+    target: str
+    details: dict[str, Any]
+    alg: str
+    prev_hash: str
+    hash: str
+
+
+class AuditVerifyOut(BaseModel):
+    ok: bool
+    entries: int
+    first_bad_seq: int | None = None
+    problem: str | None = None
+    anchor: str | None = None
+
+
 class ErrorDetail(BaseModel):
     field: str | None = None
     rule: str
