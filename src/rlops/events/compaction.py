@@ -78,6 +78,12 @@ def _write_durably(path: Path, data: pa.Table | bytes) -> int:
     return size
 
 
+def write_part(path: Path, table: pa.Table, keyring: Keyring | None) -> int:
+    """Replace the part at ``path`` with ``table`` the way compaction writes parts (sealed with a data key; synced
+    temporary file, rename, synced folder); return its size. Erasure and retention rewrite committed parts with it."""
+    return _write_durably(path, sealed(table, keyring))
+
+
 def _compact_locked(layout: Layout, stem: str, fd: int, counts: Counter[str]) -> None:
     """Compact one segment whose lock we hold."""
     path = layout.segment(stem)

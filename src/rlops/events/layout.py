@@ -8,11 +8,19 @@ Layout of an event-log folder ``ROOT``::
       parquet/decisions/<stem>.parquet    compacted decisions of segment <stem>
       parquet/outcomes/<stem>.parquet     compacted outcomes of segment <stem> (written last: the commit mark)
       quarantine/<stem>.tail              unreadable bytes found after the last good frame of a compacted segment
+      rotate.request                      "seal every segment created up to this millisecond" (erasure, retention)
+      rewrite.lock                        held (flock) by whoever rewrites committed parts (erasure, retention)
 
 A segment is *committed* (compacted) when both of its Parquet parts exist. Readers then read the parts and skip the
 segment; otherwise they read the segment and ignore any stray part. Compaction writes the decisions part, then the
 outcomes part, and only then deletes the segment, so a crash at any point leaves exactly one current copy.
 Stems start with a time-ordered id, so sorting stems sorts files by creation time.
+
+Committed parts are rewritten only to remove records (:mod:`rlops.events.rewrite`), by a process holding
+``rewrite.lock``, through the same synced write-then-rename as compaction: readers see the old part or the new one.
+A writer cannot be made to give up a segment it holds, so a rewriter asks instead: it writes ``rotate.request``, and
+every writer seals its segment if it was created at or before that millisecond (on its next append, or when its
+process calls :meth:`EventLog.rotate_if_requested`).
 """
 
 from __future__ import annotations
@@ -20,6 +28,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+
+from rlops.events.ids import id_time_ms, looks_like_id
 
 SEGMENT_SUFFIX = ".seg"
 NEW_SUFFIX = ".seg.new"
@@ -34,6 +44,12 @@ def fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def stem_time_ms(stem: str) -> int | None:
+    """When the segment ``stem`` was created, ms since the epoch (None for a name rlops did not make)."""
+    head = stem[:26]
+    return id_time_ms(head) if looks_like_id(head) else None
 
 
 def _stems(folder: Path, suffix: str) -> list[str]:
@@ -70,6 +86,30 @@ class Layout:
     @property
     def quarantine(self) -> Path:
         return self.root / "quarantine"
+
+    @property
+    def rotate_request(self) -> Path:
+        return self.root / "rotate.request"
+
+    @property
+    def rewrite_lock(self) -> Path:
+        return self.root / "rewrite.lock"
+
+    def requested_rotation_ms(self) -> int | None:
+        """The millisecond up to which writers are asked to seal the segments they created (None: no request)."""
+        try:
+            text = self.rotate_request.read_text()
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        return int(text) if text.strip().isdigit() else None
+
+    def rotation_requested(self, stem: str) -> bool:
+        """Whether the rotation request covers segment ``stem`` (created at or before the requested millisecond)."""
+        requested = self.requested_rotation_ms()
+        if requested is None:
+            return False
+        created = stem_time_ms(stem)
+        return created is None or created <= requested
 
     def ensure(self) -> None:
         """Create the folders (raises OSError)."""

@@ -4,6 +4,8 @@ Every server process runs a :class:`Supervisor` in a background thread (``rlops 
 
 * **online learning**, in every process (each worker serves from its own copy of the policy): deployments with
   ``learning.online`` update their served arms from newly joined interactions every ``learning.interval``;
+* **rotation requests**, in every process: a process whose event-log segment an erasure or a retention run asked
+  for seals it (:meth:`EventLog.rotate_if_requested`), even while no traffic comes in;
 * and, in the one process that holds the home folder's supervisor lock (the *leader*):
   * **snapshots**: after every ``learning.snapshot_every`` learned interactions, the production policy is
     registered as a new registry version with its lineage (the deployment's event range, the reward spec, the
@@ -123,6 +125,11 @@ class Supervisor:
         """Online learning (every process) and snapshots (the leader) that are due now."""
         now = time.monotonic() if now is None else now
         report = TickReport()
+        try:
+            self.engine.log.rotate_if_requested()
+        except RlopsError as e:
+            report.errors.append(f"event log: {e}")
+            log.warning("supervisor: event log: %s", e)
         leader = self.leader
         for name in self.engine.store.names():
             try:
