@@ -25,7 +25,8 @@ COMMANDS = [[], ["init"], ["demo"], ["serve"], ["deploy"], ["deploy", "apply"], 
             ["deploy", "check"], ["alerts"], ["alerts", "list"], ["alerts", "check"],
             ["drift"], ["drift", "report"], ["monitor"], ["retrain"], ["loop"],
             ["keys"], ["keys", "create"], ["keys", "list"], ["keys", "revoke"], ["audit"], ["audit", "verify"],
-            ["audit", "export"], ["audit", "tail"], ["audit", "report"]]
+            ["audit", "export"], ["audit", "tail"], ["audit", "report"], ["erase"], ["retention"],
+            ["retention", "apply"]]
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "rlops")

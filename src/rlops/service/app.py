@@ -53,6 +53,7 @@ from rlops.security.audit import AuditLog
 from rlops.security.keys import KeyStore
 from rlops.security.permissions import Permission
 from rlops.security.principal import Principal
+from rlops.security.privacy import RetentionHook, erase_unit
 from rlops.security.tokens import JwtVerifier
 from rlops.service.auth import PUBLIC, Authenticator, PrincipalDep, TokenBucket, check_guarded, requires
 from rlops.service.dashboard import install_dashboard
@@ -70,6 +71,8 @@ from rlops.service.schemas import (
     DecideRequest,
     DecideResponse,
     DeploymentInfo,
+    EraseRequest,
+    ErasureOut,
     ErrorResponse,
     OutcomeIn,
     OutcomeResult,
@@ -204,7 +207,7 @@ def create_app(settings: ServiceSettings, *, hooks: Sequence[Hook] = ()) -> Fast
         if settings.supervise_interval > 0:
             supervisor = Supervisor(engine, interval=settings.supervise_interval,
                                     hooks=[Watcher(interval=settings.monitor_interval,
-                                                   window_s=settings.monitor_window), *hooks])
+                                                   window_s=settings.monitor_window), RetentionHook(), *hooks])
             supervisor.start()
         app.state.supervisor = supervisor
         try:
@@ -396,6 +399,18 @@ def create_app(settings: ServiceSettings, *, hooks: Sequence[Hook] = ()) -> Fast
         if not 1 <= limit <= 10_000:
             raise ValidationError("limit", "must be between 1 and 10000")
         return [ChangeOut(**dataclasses.asdict(c)) for c in Rollout(engine).history(deployment, limit)]
+
+    @app.post("/v1/admin/erase", response_model=ErasureOut, responses=admin_errors,
+              dependencies=[requires(P.ERASE)])
+    def admin_erase(body: EraseRequest, engine: EngineDep, principal: PrincipalDep) -> ErasureOut:
+        """Erase a unit: remove its decisions and their outcomes from the event log and its Parquet files, search
+        every other file under the home for its id, and record the erasure (with a keyed hash of the id, never the
+        id) in the audit log. 409 naming what remains when it could not finish (e.g. another server process did
+        not hand over its segment in time); the unit id travels in the body so that no access log records it."""
+        result = erase_unit(engine, body.unit_id, _actor(principal), wait_s=30)
+        if not result.complete:
+            raise ConflictError("erasure incomplete: " + "; ".join(result.problems()))
+        return ErasureOut(unit_ref=result.unit_ref, **result.details())
 
     @app.get("/v1/audit/entries", response_model=list[AuditEntryOut], responses=_ERRORS,
              dependencies=[requires(P.READ_AUDIT)])

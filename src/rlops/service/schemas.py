@@ -162,6 +162,28 @@ class AuditVerifyOut(BaseModel):
     anchor: str | None = None
 
 
+class EraseRequest(_Body):
+    """Whose data to erase."""
+
+    unit_id: str = Field(min_length=1, max_length=256)
+
+
+class ErasureOut(BaseModel):
+    """What an erasure removed (counts only: nothing that identifies the unit)."""
+
+    unit_ref: str
+    decisions: int
+    outcomes: int
+    files_rewritten: int
+    tails_deleted: int
+    remaining_decisions: int
+    remaining_outcomes: int
+    held_segments: int
+    traces: int
+    scanned: bool
+    complete: bool
+
+
 class ErrorDetail(BaseModel):
     field: str | None = None
     rule: str
