@@ -27,7 +27,7 @@ class Home:
           events/            the durable event log (segments, then Parquet partitions)
           deployments/NAME/  artefacts of each deployment revision (schema, reward spec, policy folder)
           registry/NAME/vN/  registered model versions (policy, report, signed registration)
-          keys/              the registry's signing key (owner-only)
+          keys/              the registry's signing key and the data key of encryption at rest (owner-only)
     """
 
     root: Path

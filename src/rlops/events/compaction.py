@@ -9,6 +9,10 @@ For each segment the compactor can lock (``flock(LOCK_EX | LOCK_NB)``: its write
    away silently);
 5. delete the segment and fsync the segments folder.
 
+With a data key (:mod:`rlops.encryption`) every file written here (parts, quarantined tails) is a sealed file
+under the current key, and sealed frames are decrypted on the way in; a segment that needs a key which is not
+configured is left as it is (KeyNotFoundError), never quarantined.
+
 A crash anywhere leaves either the segment as the current copy (with, at worst, a stray part that readers ignore
 and the next compaction overwrites) or the committed parts plus a stale segment that readers skip and the next
 compaction deletes. Writers are never blocked: they only ever write to segments they hold locked.
@@ -27,6 +31,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from rlops.encryption import KeyNotFoundError, Keyring, seal
 from rlops.events.frames import decode_rows, scan_segment
 from rlops.events.layout import NEW_SUFFIX, PART_SUFFIX, TAIL_SUFFIX, Layout, fsync_dir
 from rlops.events.tables import decision_table, outcome_table, split_rows
@@ -62,8 +67,23 @@ class CompactionResult:
     quarantined_bytes: int = 0
 
 
+def sealed(data: pa.Table | bytes, keyring: Keyring | None) -> pa.Table | bytes:
+    """``data`` as a part (a table) or a tail (bytes) is to be written by :func:`_write_durably`: unchanged without a
+    data key, else the sealed bytes of its Parquet file (or of the bytes) under the current key."""
+    if keyring is None or not keyring.enabled:
+        return data
+    if not isinstance(data, bytes):
+        sink = pa.BufferOutputStream()
+        pq.write_table(data, sink)
+        data = sink.getvalue().to_pybytes()
+    return seal(data, keyring)
+
+
 def _write_durably(path: Path, data: pa.Table | bytes) -> int:
-    """Write ``data`` to ``path`` via a hidden temporary file, fsync, rename, fsync the folder; return the size."""
+    """Write ``data`` to ``path`` via a hidden temporary file, fsync, rename, fsync the folder; return the size.
+
+    Pass ``sealed(data, keyring)`` to write it encrypted when a data key is configured.
+    """
     tmp = path.with_name(f".{path.name}.tmp")
     with open(tmp, "wb") as f:
         if isinstance(data, bytes):
@@ -84,7 +104,7 @@ def write_part(path: Path, table: pa.Table, keyring: Keyring | None) -> int:
     return _write_durably(path, sealed(table, keyring))
 
 
-def _compact_locked(layout: Layout, stem: str, fd: int, counts: Counter[str]) -> None:
+def _compact_locked(layout: Layout, stem: str, fd: int, counts: Counter[str], keyring: Keyring | None) -> None:
     """Compact one segment whose lock we hold."""
     path = layout.segment(stem)
     size = os.fstat(fd).st_size
@@ -97,13 +117,16 @@ def _compact_locked(layout: Layout, stem: str, fd: int, counts: Counter[str]) ->
         return
     with open(fd, "rb", closefd=False) as f:
         data = f.read()
-    scan = scan_segment(data)
+    try:
+        scan = scan_segment(data, keyring=keyring)
+    except KeyNotFoundError as e:
+        raise e.at(path) from None
     decisions, outcomes = split_rows(decode_rows(scan.payloads))
-    counts["parquet_bytes"] += _write_durably(layout.decision_part(stem), decision_table(decisions))
-    counts["parquet_bytes"] += _write_durably(layout.outcome_part(stem), outcome_table(outcomes))
+    counts["parquet_bytes"] += _write_durably(layout.decision_part(stem), sealed(decision_table(decisions), keyring))
+    counts["parquet_bytes"] += _write_durably(layout.outcome_part(stem), sealed(outcome_table(outcomes), keyring))
     if scan.tail_bytes:
         layout.quarantine.mkdir(exist_ok=True)
-        _write_durably(layout.quarantine / f"{stem}{TAIL_SUFFIX}", data[scan.good_end : scan.data_end])
+        _write_durably(layout.quarantine / f"{stem}{TAIL_SUFFIX}", sealed(data[scan.good_end : scan.data_end], keyring))
         counts["quarantined_bytes"] += scan.tail_bytes
     os.unlink(path)
     fsync_dir(layout.segments)
@@ -145,8 +168,11 @@ def _remove_leftovers(layout: Layout) -> None:
             os.close(fd)
 
 
-def compact(layout: Layout) -> CompactionResult:
-    """Move every sealed segment of ``layout`` into Parquet parts (raises OSError; see the module docstring)."""
+def compact(layout: Layout, keyring: Keyring | None = None) -> CompactionResult:
+    """Move every sealed segment of ``layout`` into Parquet parts (raises OSError; see the module docstring).
+
+    ``keyring``: the data keys (decrypt sealed frames; seal what is written); default None: no encryption.
+    """
     counts: Counter[str] = Counter()  # keyed by CompactionResult field
     for stem in layout.segment_stems():
         try:
@@ -161,7 +187,7 @@ def compact(layout: Layout) -> CompactionResult:
                 continue
             if os.fstat(fd).st_nlink == 0:
                 continue  # deleted by another compactor between our open and our lock
-            _compact_locked(layout, stem, fd, counts)
+            _compact_locked(layout, stem, fd, counts, keyring)
         finally:
             os.close(fd)
     _remove_leftovers(layout)

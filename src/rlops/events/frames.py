@@ -11,6 +11,12 @@ UTF-8 JSON array of rows, a row being a JSON array that starts with a tag (1 dec
 record's fields in declaration order. The counts in the header let :meth:`EventLog.stats` count records without
 parsing JSON.
 
+With a data key configured (:mod:`rlops.encryption`) ``kind`` is :data:`KIND_AESGCM_JSON_BATCH`: the payload is
+that JSON sealed with AES-256-GCM, ``<8-byte key id> <12-byte nonce> <ciphertext and 16-byte tag>``, the kind and
+both counts being its associated data. The header stays plaintext (stats still count without a key) but cannot be
+changed undetected, the CRC still catches torn writes before any decryption, and a frame whose tag fails is treated
+like one whose CRC fails. Both kinds may follow each other in one segment.
+
 One frame per batch (not per record) means one ``json`` call, one CRC and one ``write`` per append, and a batch is
 all-or-nothing on a crash.
 """
@@ -22,12 +28,13 @@ import json
 import math
 import struct
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
+from rlops.encryption import MAX_MESSAGE, DecryptionError, Keyring
 from rlops.errors import ValidationError
 from rlops.events.records import DecisionRecord, Mode, OutcomeRecord
 
@@ -35,10 +42,15 @@ from rlops.events.records import DecisionRecord, Mode, OutcomeRecord
 MAGIC = b"RLOPSEG1"
 #: Payload kind: a JSON array of tagged rows.
 KIND_JSON_BATCH = 1
+#: Payload kind: a JSON array of tagged rows sealed with AES-256-GCM (see :mod:`rlops.encryption`).
+KIND_AESGCM_JSON_BATCH = 2
+_KINDS = (KIND_JSON_BATCH, KIND_AESGCM_JSON_BATCH)
 TAG_DECISION = 1
 TAG_OUTCOME = 2
 
 _HEADER = struct.Struct("<IIBII")
+# The header bytes after the CRC (kind and counts): what the CRC covers first and what a sealed payload authenticates.
+_AAD = struct.Struct("<BII")
 #: Largest payload one frame holds (the length is a u32), bytes.
 MAX_PAYLOAD = 2**32 - 1
 HEADER_SIZE = _HEADER.size
@@ -219,11 +231,13 @@ def _locate_json_error(records: Sequence[DecisionRecord | OutcomeRecord], error:
     return ValidationError("records", f"cannot be stored as JSON ({error})")
 
 
-def encode_batch(records: Sequence[DecisionRecord | OutcomeRecord]) -> EncodedBatch:
+def encode_batch(records: Sequence[DecisionRecord | OutcomeRecord], keyring: Keyring | None = None) -> EncodedBatch:
     """Check and encode a batch of records into one frame.
 
     Args:
         records: decisions and outcomes, in the order they should be read back.
+        keyring: with a data key, the payload is sealed with it (:data:`KIND_AESGCM_JSON_BATCH`); default None:
+            plaintext.
 
     Returns:
         The frame and its record counts.
@@ -253,14 +267,24 @@ def encode_batch(records: Sequence[DecisionRecord | OutcomeRecord]) -> EncodedBa
         payload = _encode(rows).encode()
     except (TypeError, ValueError, RecursionError) as e:
         raise _locate_json_error(records, e) from e
-    if len(payload) > MAX_PAYLOAD:
-        raise ValidationError("records", f"the batch encodes to {len(payload):,} bytes, more than one frame holds "
-                                         f"({MAX_PAYLOAD:,}); append it in smaller batches")
     n_outcomes = len(rows) - n_decisions
-    head = _HEADER.pack(len(payload), 0, KIND_JSON_BATCH, n_decisions, n_outcomes)
-    crc = zlib.crc32(payload, zlib.crc32(head[_CRC_FROM:]))
-    return EncodedBatch(_HEADER.pack(len(payload), crc, KIND_JSON_BATCH, n_decisions, n_outcomes) + payload,
-                        n_decisions, n_outcomes)
+    return EncodedBatch(build_frame(payload, n_decisions, n_outcomes, keyring), n_decisions, n_outcomes)
+
+
+def build_frame(payload: bytes, decisions: int, outcomes: int, keyring: Keyring | None = None) -> bytes:
+    """One frame (header and payload) holding a JSON ``payload`` of ``decisions`` + ``outcomes`` rows, sealed when
+    ``keyring`` has a key (raises ValidationError when it is larger than a frame holds)."""
+    keys = keyring if keyring is not None and keyring.enabled else None
+    limit = MAX_PAYLOAD if keys is None else MAX_MESSAGE  # AES-GCM here takes at most 2 GiB per message
+    if len(payload) > limit:
+        raise ValidationError("records", f"the batch encodes to {len(payload):,} bytes, more than one frame holds "
+                                         f"({limit:,}); append it in smaller batches")
+    kind = KIND_JSON_BATCH if keys is None else KIND_AESGCM_JSON_BATCH
+    aad = _AAD.pack(kind, decisions, outcomes)
+    if keys is not None:
+        payload = keys.seal(payload, aad)
+    crc = zlib.crc32(payload, zlib.crc32(aad))
+    return _HEADER.pack(len(payload), crc, kind, decisions, outcomes) + payload
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,7 +292,8 @@ class SegmentScan:
     """What a segment's bytes hold, up to the first frame that is incomplete or fails its check.
 
     Attributes:
-        payloads: the payload of every good frame, in file order (views into the scanned buffer).
+        payloads: the payload of every good frame, in file order (views into the scanned buffer; decrypted bytes for
+            sealed frames, unless the scan was asked not to decrypt).
         decisions: decision records in the good frames.
         outcomes: outcome records in the good frames.
         good_end: offset just past the last good frame (the magic's end for a segment with no frames; 0 when
@@ -278,7 +303,7 @@ class SegmentScan:
         size: bytes scanned.
     """
 
-    payloads: list[memoryview]
+    payloads: list[memoryview | bytes]
     decisions: int
     outcomes: int
     good_end: int
@@ -291,21 +316,29 @@ class SegmentScan:
         return self.data_end - self.good_end
 
 
-def scan_segment(data: bytes, *, resume: bool = False) -> SegmentScan:
+def scan_segment(data: bytes, *, resume: bool = False, keyring: Keyring | None = None,
+                 decrypt: bool = True) -> SegmentScan:
     """Walk the frames of a segment's bytes, stopping at the first incomplete or corrupt one.
 
     Never raises on bad data: a torn tail is what a crash mid-append leaves, and it held nothing acknowledged.
     Preallocated space reads as zeros, which end the walk like a torn frame (a zero ``kind`` is never valid).
+    A sealed frame whose authentication tag fails (changed after it was written) ends the walk the same way.
 
     Args:
         data: the segment's bytes from its start, or (``resume=True``) from a previous scan's ``good_end`` on.
         resume: ``data`` starts at a frame boundary past the magic; offsets in the result are relative to it.
+        keyring: the data keys that decrypt sealed frames (default None: no key).
+        decrypt: False: only walk and count (:meth:`EventLog.stats`); sealed payloads stay sealed.
+
+    Raises:
+        KeyNotFoundError: a sealed frame needs a key that ``keyring`` does not hold (never treated as damage:
+            nothing is skipped or quarantined because a key is missing).
     """
     size = len(data)
     if not resume and data[: len(MAGIC)] != MAGIC:
         return SegmentScan([], 0, 0, 0, len(data.rstrip(b"\0")), size)
     view = memoryview(data)
-    payloads: list[memoryview] = []
+    payloads: list[memoryview | bytes] = []
     decisions = outcomes = 0
     pos = 0 if resume else len(MAGIC)
     unpack = _HEADER.unpack_from
@@ -313,17 +346,72 @@ def scan_segment(data: bytes, *, resume: bool = False) -> SegmentScan:
     while pos + HEADER_SIZE <= size:
         length, crc, kind, n_dec, n_out = unpack(view, pos)
         end = pos + HEADER_SIZE + length
-        if end > size or kind != KIND_JSON_BATCH:
+        if end > size or kind not in _KINDS:
             break
         if crc32(view[pos + _CRC_FROM : end]) != crc:
             break
-        payloads.append(view[pos + HEADER_SIZE : end])
+        payload: memoryview | bytes = view[pos + HEADER_SIZE : end]
+        if kind == KIND_AESGCM_JSON_BATCH and decrypt:
+            try:
+                payload = (keyring or _NO_KEYS).open(payload, bytes(view[pos + _CRC_FROM : pos + HEADER_SIZE]))
+            except DecryptionError:
+                break
+        payloads.append(payload)
         decisions += n_dec
         outcomes += n_out
         pos = end
     # Usually the rest is preallocated zeros (counted without copying); only real damage needs the copy.
     data_end = pos if data.count(0, pos) == size - pos else pos + len(bytes(view[pos:]).rstrip(b"\0"))
     return SegmentScan(payloads, decisions, outcomes, pos, data_end, size)
+
+
+_NO_KEYS = Keyring()
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """One good frame of a segment, as :func:`iter_frames` finds it.
+
+    Attributes:
+        kind: :data:`KIND_JSON_BATCH` or :data:`KIND_AESGCM_JSON_BATCH`.
+        decisions: decision rows in it.
+        outcomes: outcome rows in it.
+        payload: the payload as stored (sealed for a sealed frame).
+        end: offset just past the frame.
+    """
+
+    kind: int
+    decisions: int
+    outcomes: int
+    payload: memoryview
+    end: int
+
+    @property
+    def aad(self) -> bytes:
+        """The associated data a sealed payload authenticates (kind and counts)."""
+        return _AAD.pack(self.kind, self.decisions, self.outcomes)
+
+    @property
+    def key_id(self) -> str | None:
+        """Id of the key that sealed it, None for a plaintext frame."""
+        return bytes(self.payload[:8]).hex() if self.kind == KIND_AESGCM_JSON_BATCH else None
+
+
+def iter_frames(data: bytes) -> Iterator[Frame]:
+    """The frames of a whole segment's bytes that pass their CRC, stopping where :func:`scan_segment` would before
+    decrypting (payloads are not decrypted or checked beyond the CRC)."""
+    if data[: len(MAGIC)] != MAGIC:
+        return
+    view = memoryview(data)
+    size = len(data)
+    pos = len(MAGIC)
+    while pos + HEADER_SIZE <= size:
+        length, crc, kind, n_dec, n_out = _HEADER.unpack_from(view, pos)
+        end = pos + HEADER_SIZE + length
+        if end > size or kind not in _KINDS or zlib.crc32(view[pos + _CRC_FROM : end]) != crc:
+            return
+        yield Frame(kind, n_dec, n_out, view[pos + HEADER_SIZE : end], end)
+        pos = end
 
 
 def decode_rows(payloads: Iterable[memoryview | bytes]) -> list[list[Any]]:

@@ -9,6 +9,10 @@ A policy folder holds ``manifest.json`` plus whatever the policy writes (``state
 the format has to change, bump :data:`FORMAT_VERSION` and add a migration to :data:`_MIGRATIONS`; never change what
 an existing version means. The hash of every state file is checked on load, so a truncated or edited state file is
 refused; the manifest itself is not signed here (signing of whole artefacts belongs to the registry).
+
+With a data key (:mod:`rlops.encryption`, passed as ``keyring``) a folder is saved with every file sealed, and
+hashes are those of the plaintext: a sealed folder and its plaintext twin have the same content hash. Loading a
+sealed folder decrypts it into a private scratch folder (in RAM where there is one) that is removed once loaded.
 """
 
 from __future__ import annotations
@@ -23,8 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from rlops import __version__
+from rlops.encryption import Keyring, plain_tree, read_plain, sealing_into, sha256_plain
 from rlops.errors import ConfigError, NotFoundError
-from rlops.files import sha256_file as _sha256
 from rlops.policies.base import BasePolicy
 from rlops.policies.preprocessed import unwrap, with_preprocessing
 from rlops.policies.preprocessing import Preprocessor
@@ -52,41 +56,59 @@ def kinds() -> dict[str, type[BasePolicy]]:
     return dict(_KINDS)
 
 
-def content_hash(folder: str | Path) -> str:
-    """A hash of the whole saved policy (manifest included): equal folders, equal hashes."""
+_NO_KEYS = Keyring()
+
+
+def _sha256(path: Path) -> str:
+    return sha256_plain(path, _NO_KEYS)
+
+
+def content_hash(folder: str | Path, *, keyring: Keyring | None = None) -> str:
+    """A hash of the whole saved policy (manifest included): equal folders, equal hashes.
+
+    Files are hashed as plaintext: ``keyring`` opens sealed ones (a sealed file without it: KeyNotFoundError).
+    """
     folder = Path(folder)
+    keys = keyring or _NO_KEYS
     digest = hashlib.sha256()
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         digest.update(str(path.relative_to(folder)).encode())
-        digest.update(_sha256(path).encode())
+        digest.update(sha256_plain(path, keys).encode())
     return digest.hexdigest()
 
 
-def save_policy(policy: BasePolicy, folder: str | Path) -> Path:
+def save_policy(policy: BasePolicy, folder: str | Path, *, keyring: Keyring | None = None) -> Path:
     """Save ``policy`` into ``folder`` (created; an existing folder is replaced atomically).
 
     A policy with a preprocessor in front (:func:`rlops.policies.preprocessed.with_preprocessing`) is saved as its
     inner policy with the preprocessor in the manifest.
+
+    Args:
+        policy: the policy.
+        folder: where to.
+        keyring: with a data key, every file is sealed under it (written in plaintext only to a scratch folder
+            outside ``folder``); default None: plaintext.
     """
     policy, preprocessor = unwrap(policy)
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     try:
-        policy.save_files(tmp)
-        files = {p.name: _sha256(p) for p in sorted(tmp.iterdir()) if p.is_file()}
-        manifest = {
-            "format": FORMAT,
-            "format_version": FORMAT_VERSION,
-            "kind": policy.kind,
-            "rlops_version": __version__,
-            "config": policy.config(),
-            "schema": policy.schema.to_dict(),
-            "files": files,
-        }
-        if preprocessor is not None:
-            manifest["preprocessing"] = preprocessor.to_dict()
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
+        with sealing_into(tmp, keyring or _NO_KEYS) as work:
+            policy.save_files(work)
+            files = {p.name: _sha256(p) for p in sorted(work.iterdir()) if p.is_file()}
+            manifest = {
+                "format": FORMAT,
+                "format_version": FORMAT_VERSION,
+                "kind": policy.kind,
+                "rlops_version": __version__,
+                "config": policy.config(),
+                "schema": policy.schema.to_dict(),
+                "files": files,
+            }
+            if preprocessor is not None:
+                manifest["preprocessing"] = preprocessor.to_dict()
+            (work / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
         if folder.exists():
             old = folder.with_name(f".{folder.name}.old")
             shutil.rmtree(old, ignore_errors=True)
@@ -101,15 +123,16 @@ def save_policy(policy: BasePolicy, folder: str | Path) -> Path:
     return folder
 
 
-def read_manifest(folder: str | Path) -> dict[str, Any]:
-    """Read and upgrade a policy manifest, refusing unknown formats with a clear error."""
+def read_manifest(folder: str | Path, *, keyring: Keyring | None = None) -> dict[str, Any]:
+    """Read and upgrade a policy manifest, refusing unknown formats with a clear error (``keyring`` opens a sealed
+    manifest)."""
     folder = Path(folder)
     path = folder / MANIFEST
     if not path.is_file():
         raise NotFoundError(f"{folder}: not a policy folder (no {MANIFEST})")
     try:
-        manifest = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as e:
+        manifest = json.loads(read_plain(path, keyring or _NO_KEYS))
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ConfigError(f"{path}: unreadable manifest: {e}") from e
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise ConfigError(f"{path}: format is not {FORMAT!r}")
@@ -125,11 +148,19 @@ def read_manifest(folder: str | Path) -> dict[str, Any]:
     return manifest
 
 
-def load_policy(folder: str | Path) -> BasePolicy:
-    """Load a policy saved by :func:`save_policy`, verifying every file's hash."""
+def load_policy(folder: str | Path, *, keyring: Keyring | None = None) -> BasePolicy:
+    """Load a policy saved by :func:`save_policy`, verifying every file's hash.
+
+    ``keyring`` opens a sealed folder (decrypted into a scratch folder that is removed once the policy is loaded);
+    a sealed folder without the key that sealed it is refused with a KeyNotFoundError naming the key.
+    """
     import rlops.policies  # noqa: F401  (registers the built-in kinds)
 
-    folder = Path(folder)
+    with plain_tree(Path(folder), keyring or _NO_KEYS) as plain:
+        return _load_plain(plain)
+
+
+def _load_plain(folder: Path) -> BasePolicy:
     manifest = read_manifest(folder)
     kind = manifest.get("kind")
     files = manifest.get("files", {})

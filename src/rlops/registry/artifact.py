@@ -14,6 +14,12 @@
 The signature covers ``registration.json`` byte for byte, and that document pins every other file by hash, so
 changing any byte of any file, adding or removing a file, or re-signing with another key is detected by
 :func:`verify_folder`.
+
+With a data key (:mod:`rlops.encryption`) every file but ``registration.json`` and ``registration.sig`` is stored
+sealed. Hashes, and so the signature, cover the *plaintext*: re-encrypting a version under a new key (``rlops
+encryption rotate``) changes no hash and needs no re-signing, and a changed ciphertext fails its authentication tag
+before any hash is compared. The registration itself stays plaintext: it holds names, hashes and lineage (the
+metadata database holds the same document), no data.
 """
 
 from __future__ import annotations
@@ -25,8 +31,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from rlops.encryption import DecryptionError, Keyring, sha256_plain
 from rlops.errors import ConfigError, NotFoundError, StorageError
-from rlops.files import sha256_file
 from rlops.policies.io import content_hash
 from rlops.registry.signing import SigningKey, key_id, verify_signature
 
@@ -51,9 +57,12 @@ def _walk(folder: Path) -> list[Path]:
     return found
 
 
-def file_hashes(folder: Path, *, exclude: tuple[str, ...] = (REGISTRATION, SIGNATURE)) -> dict[str, str]:
-    """``relative posix path -> sha256`` of every file under ``folder`` except the registration and signature."""
-    return {p.relative_to(folder).as_posix(): sha256_file(p) for p in _walk(folder)
+def file_hashes(folder: Path, *, exclude: tuple[str, ...] = (REGISTRATION, SIGNATURE),
+                keyring: Keyring | None = None) -> dict[str, str]:
+    """``relative posix path -> sha256`` of every file under ``folder`` except the registration and signature
+    (of the plaintext: ``keyring`` opens sealed files)."""
+    keys = keyring or Keyring()
+    return {p.relative_to(folder).as_posix(): sha256_plain(p, keys) for p in _walk(folder)
             if p.relative_to(folder).as_posix() not in exclude}
 
 
@@ -89,7 +98,8 @@ def fsync_path(folder: Path) -> None:
         raise StorageError(f"{folder}: cannot flush to disk: {e.strerror or e}") from e
 
 
-def verify_folder(folder: Path, *, name: str, version: int, public_key: str, content: str) -> dict[str, Any]:
+def verify_folder(folder: Path, *, name: str, version: int, public_key: str, content: str,
+                  keyring: Keyring | None = None) -> dict[str, Any]:
     """Check a version folder against what the database recorded; return its registration document.
 
     Args:
@@ -99,12 +109,23 @@ def verify_folder(folder: Path, *, name: str, version: int, public_key: str, con
         public_key: the signer's public key the database recorded at registration (the trust anchor: a key
             inside the folder is never trusted on its own).
         content: the policy content hash the database recorded.
+        keyring: the data keys that open sealed files (their plaintext is what the hashes pin).
 
     Raises:
         NotFoundError: the folder is missing.
         ConfigError: naming the file: unsigned (no signature), a signature that does not verify, a registration
-            for another name/version/key/content, a file missing, changed or added.
+            for another name/version/key/content, a file missing, changed (a sealed file failing its
+            authentication tag included) or added; KeyNotFoundError (a ConfigError) when a file is sealed with a
+            key that ``keyring`` does not hold.
     """
+    try:
+        return _verify_folder(folder, name, version, public_key, content, keyring or Keyring())
+    except DecryptionError as e:
+        raise ConfigError(f"{e}; {name}@{version} was changed after it was registered; refusing it") from e
+
+
+def _verify_folder(folder: Path, name: str, version: int, public_key: str, content: str,
+                   keyring: Keyring) -> dict[str, Any]:
     if not folder.is_dir():
         raise NotFoundError(f"{folder}: the files of {name}@{version} are missing")
     registration = folder / REGISTRATION
@@ -140,7 +161,7 @@ def verify_folder(folder: Path, *, name: str, version: int, public_key: str, con
         path = present.pop(rel, None)
         if path is None:
             raise ConfigError(f"{folder / rel}: missing from {name}@{version}; refusing it")
-        if sha256_file(path) != digest:
+        if sha256_plain(path, keyring) != digest:
             raise ConfigError(f"{path}: does not match its SHA-256 in the signed registration; {name}@{version} "
                               "was changed after it was registered; refusing it")
     present.pop(REGISTRATION, None)
@@ -148,6 +169,6 @@ def verify_folder(folder: Path, *, name: str, version: int, public_key: str, con
     if present:
         extra = sorted(present)[0]
         raise ConfigError(f"{folder / extra}: not part of the signed registration of {name}@{version}; refusing it")
-    if content_hash(folder / POLICY) != content:
+    if content_hash(folder / POLICY, keyring=keyring) != content:
         raise ConfigError(f"{folder / POLICY}: content hash differs from the registered one; refusing it")
     return dict(document)
