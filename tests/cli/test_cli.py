@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pandas as pd
@@ -26,7 +27,8 @@ COMMANDS = [[], ["init"], ["demo"], ["serve"], ["deploy"], ["deploy", "apply"], 
             ["drift"], ["drift", "report"], ["monitor"], ["retrain"], ["loop"],
             ["keys"], ["keys", "create"], ["keys", "list"], ["keys", "revoke"], ["audit"], ["audit", "verify"],
             ["audit", "export"], ["audit", "tail"], ["audit", "report"], ["erase"], ["retention"],
-            ["retention", "apply"]]
+            ["retention", "apply"], ["encryption"], ["encryption", "status"], ["encryption", "init"],
+            ["encryption", "rotate"]]
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "rlops")
@@ -87,6 +89,18 @@ def test_fast_demo_end_to_end_as_a_real_process(tmp_path: Path) -> None:
     assert changes[-2:] == [("canary", "demo"), ("rollback", "guardrail")], changes
     assert (home / "reports" / "lifecycle.html").is_file() and (home / "reports" / "v2" / "report.html").is_file()
     assert main(["models", "verify", "hvac-ppo@2", "--home", str(home)]) == 0
+    # every change went to the audit chain, which verifies; the clients' keys were all revoked at the end
+    assert re.search(r"Audit chain of \d+ entries verifies", proc.stdout), proc.stdout[-2000:]
+    from rlops.home import Home
+    from rlops.security import KeyStore
+    from rlops.security.audit import AuditLog
+
+    with AuditLog.for_home(Home.resolve(home)) as audit:
+        actions = Counter(e.action for e in audit.entries())
+    with KeyStore.for_home(Home.resolve(home)) as keys:
+        made = keys.list()
+    assert made and not any(k.active for k in made) and actions["key_create"] == actions["key_revoke"] == len(made)
+    assert actions["deploy"] >= 5 and actions["rollback"] >= 1 and actions["register"] >= 3
     # a second run into the same folder refuses rather than mixing numbers
     again = subprocess.run([str(exe), "demo", "--fast", "--home", str(home)], capture_output=True, text=True,
                            timeout=120)

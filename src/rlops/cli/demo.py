@@ -82,6 +82,28 @@ def demo(
     _closed_loop(root.root, fast, seed)
     if lifecycle:
         _lifecycle(root.root, fast, seed)
+    _audit_summary(root.root)
+
+
+def _audit_summary(home: Path) -> None:
+    """Who changed what during the demo: the audit chain, verified, counted by kind of change."""
+    from collections import Counter
+
+    from rlops.home import Home
+    from rlops.security.audit import AuditLog
+
+    with AuditLog.for_home(Home.resolve(home)) as log:
+        verified = log.verify()
+        counts = Counter(e.action for e in log.entries())
+    table = Table("change", "entries", title="audit chain (every state change, with who and why)")
+    for action, n in sorted(counts.items()):
+        table.add_row(action, str(n))
+    console.print(table)
+    state = "[green]verifies[/]" if verified.ok else f"[bold red]BROKEN[/]: {escape(str(verified.problem))}"
+    console.print(f"Audit chain of {verified.entries} entries {state}. Every HTTP request of the demo carried an API "
+                  "key: one decider key per simulated client, scoped to its deployment and revoked at the end. "
+                  f"Try: rlops audit tail --home {escape(str(home))}; rlops audit report --from 2020-01-01 "
+                  f"--to 2100-01-01 --home {escape(str(home))}")
 
 
 def _bandit_gates(home: Path) -> None:
@@ -185,4 +207,5 @@ def _lifecycle(home: Path, fast: bool, seed: int) -> None:
     console.print(f"Lifecycle done in {result.seconds:.0f} s; {result.decisions_over_http:,} decisions over HTTP. "
                   f"Report: {escape(str(summary))}.")
     console.print(f"Dashboard: it was live at {escape(result.url)}/ during the demo; to see it again, run "
-                  f"`rlops serve --home {escape(str(home))}` and open [bold]http://127.0.0.1:8000/[/].")
+                  f"`rlops serve --home {escape(str(home))}`, make a key with `rlops keys create --role viewer "
+                  f"--home {escape(str(home))}` and open [bold]http://127.0.0.1:8000/#key=<the key>[/].")

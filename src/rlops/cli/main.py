@@ -33,6 +33,7 @@ from rlops.cli import loop as _loop  # noqa: F401  isort: skip
 from rlops.cli import keys as _keys  # noqa: F401  isort: skip
 from rlops.cli import audit as _audit  # noqa: F401  isort: skip
 from rlops.cli import privacy as _privacy  # noqa: F401  isort: skip
+from rlops.cli import encryption as _encryption  # noqa: F401  isort: skip
 
 if TYPE_CHECKING:
     from rlops.service import ServiceSettings

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import getpass
 import os
 import shutil
 import time
@@ -50,6 +51,8 @@ from rlops.events.layout import TAIL_SUFFIX, Layout
 from rlops.events.rekey import Rekeyed, rekey_file, rekey_segment, remove_leftovers, segment_keys
 from rlops.home import Home
 from rlops.registry.artifact import REGISTRATION, SIGNATURE
+from rlops.security import audit
+from rlops.security.audit import AuditAction
 
 #: Folder (inside the home) for the temporary files of artefact rewrites, kept out of the version folders.
 SCRATCH = ".rekey"
@@ -199,7 +202,16 @@ def create_key(home: Home) -> DataKey:
     """
     key = DataKey.generate()
     write_key_file(home.keys, [key], create=True)
+    audit.record(home, _actor(), AuditAction.CONFIG_CHANGE, "encryption:data_key",
+                 {"change": "encryption enabled", "key_id": key.key_id})
     return key
+
+
+def _actor() -> str:
+    try:
+        return getpass.getuser() or "unknown"
+    except (OSError, KeyError, ImportError):
+        return "unknown"
 
 
 # ---- rotation ----
@@ -343,8 +355,12 @@ def rotate(home: Home, *, new_key: bool = True, progress: Progress | None = None
             write_key_file(home.keys, [keyring.current])
             retired = old
         unused = [k for k in old if k not in needed and k not in retired]
-        return RotationResult(current, created, rekeyed, active, damaged, final.pending(), retired,
-                              [k for k in old if k in needed], unused)
+        result = RotationResult(current, created, rekeyed, active, damaged, final.pending(), retired,
+                                [k for k in old if k in needed], unused)
+        audit.record(home, _actor(), AuditAction.CONFIG_CHANGE, "encryption:data_key",
+                     {"change": "key rotation", "key_id": current, "created": created, "rekeyed": rekeyed,
+                      "retired": retired, "complete": result.complete})
+        return result
 
 
 #: Passes over the files at most: later passes catch files written meanwhile under the old key.
