@@ -27,6 +27,7 @@ from rlops.policies import LinUCB, PolicyInput, save_policy
 from rlops.registry import Registry
 from rlops.service import ServiceSettings
 from rlops.service.runner import BackgroundServer
+from tests.keys import bearer, make_key
 from tests.monitoring.test_report import REWARD, WORLD, users
 
 FOOD = {"kind": "rule", "params": {"target": "tests.rollout.rules:always_food", "epsilon": 0.1}}
@@ -147,12 +148,13 @@ def test_metrics_expose_the_monitor_gauges(tmp_path: Path) -> None:
     with Engine(home, fsync=False) as engine:
         _traffic(engine, 600, 3)
     settings = ServiceSettings(home=home.root, port=0, supervise_interval=0.2, monitor_interval=0.2)
+    viewer = bearer(make_key(home.root, "viewer"))  # what a Prometheus scrape would use
     with BackgroundServer(settings) as url:
         deadline = time.monotonic() + 20
         families: dict[str, Any] = {}
         while time.monotonic() < deadline and "rlops_reward_mean" not in families:
             time.sleep(0.3)
-            text = httpx.get(f"{url}/metrics").text
+            text = httpx.get(f"{url}/metrics", headers=viewer).text
             families = {f.name: f for f in text_string_to_metric_families(text)}
         with Engine(home, fsync=False) as engine:
             joined = engine.interactions("news", include_pending=True).interactions
