@@ -1,8 +1,10 @@
-"""``rlops models``: the model registry (register, list, show, diff, stage, verify); thin over :mod:`rlops.registry`."""
+"""``rlops models``: the model registry (register, list, show, diff, stage, verify, card); thin over
+:mod:`rlops.registry` and :mod:`rlops.explain.model_card`."""
 
 from __future__ import annotations
 
 import datetime as dt
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -122,7 +124,10 @@ def register(
     home: HomeOption = None,
 ) -> None:
     """Register a policy folder as the next version of NAME: copied into the home, signed, as a candidate."""
+    from rlops.explain.model_card import read_declared_card
+
     root = home_folder(home).ensure()
+    read_declared_card(path)  # a bad card.yaml is refused now: once registered it is signed and cannot change
     lineage = _lineage(name, parent, scenario, reward_spec, events_range, events_hash, root)
     profile = None if reference is None else _reference(reference, path, root)
     with _open(root) as registry:
@@ -281,3 +286,47 @@ def verify(
         record = registry.verify(ref.name, ref.version)
     console.print(f"{escape(str(record.ref))}: signature (key {record.registration.get('key_id')}) and "
                   f"{len(record.registration.get('files', {}))} file hashes verified")
+
+
+class CardFormat(StrEnum):
+    """What ``rlops models card`` writes."""
+
+    MD = "md"  #: Markdown with YAML front matter (Hugging Face hub style)
+    JSON = "json"  #: the same card as JSON
+
+
+@models_app.command("card")
+def card(
+    model: Annotated[str, typer.Argument(help="NAME@VERSION (NAME alone: the latest version).")],
+    fmt: Annotated[CardFormat | None, typer.Option("--format", case_sensitive=False, help="md (Markdown with YAML "
+                                                   "front matter) or json (default: json if --out ends in .json, "
+                                                   "else md).", show_default=False)] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="File to write, atomically (default: standard output).",
+                                             show_default=False)] = None,
+    home: HomeOption = None,
+) -> None:
+    """Write the model card of a version: intended use, architecture and size, training data, validation results
+    with confidence intervals, stress suite, resource budget, known limitations, owners, lineage and stage history.
+    The version is verified first: a changed or unsigned one exits 1 and no card is written."""
+    from rlops.errors import StorageError, ValidationError
+    from rlops.explain.model_card import CardFormat as Rendering
+    from rlops.explain.model_card import build_model_card, render_card
+    from rlops.files import write_atomic
+    from rlops.registry import ModelRef
+
+    ref = ModelRef.parse(model)
+    if out is not None and out.is_dir():
+        raise ValidationError("--out", f"{out} is a folder; give a file name such as {out / 'card.md'}")
+    if fmt is None:
+        fmt = CardFormat.JSON if out is not None and out.suffix.lower() == ".json" else CardFormat.MD
+    with _open(existing_home(home)) as registry:
+        made = build_model_card(registry, ref.name, ref.version)
+    text = render_card(made, Rendering(fmt.value))
+    if out is None:
+        typer.echo(text, nl=False)
+        return
+    try:
+        write_atomic(out, text)
+    except OSError as e:
+        raise StorageError(f"--out {out}: cannot write the model card: {e.strerror or e}") from e
+    console.print(f"wrote the model card of {escape(made.identity.ref)} to {escape(str(out))}")

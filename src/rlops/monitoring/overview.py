@@ -15,7 +15,8 @@ their outcomes under its reward spec, and computes, per deployment:
 
 Next to the deployments: **alerts** (from :mod:`rlops.monitoring.alerts` when it is installed), **validation
 reports** (``report.json`` files under the home folder and the ones stored with registered versions) and **model
-cards** (registered versions: stage, lineage, gates, stage history).
+cards** (registered versions: stage, lineage, gates, stage history, and their model cards' intended use, size,
+training data, estimates, stress results and known limitations from :mod:`rlops.explain.model_card`).
 
 Every number is recomputable from the event log; ``docs/dashboard.md`` says how for each panel.
 
@@ -50,7 +51,7 @@ from rlops.events.join import join
 from rlops.monitoring.drift.config import DriftConfig
 from rlops.monitoring.drift.profile import CategoricalProfile, NumericProfile, ReferenceProfile
 from rlops.monitoring.drift.statistics import psi
-from rlops.registry import ModelRef, Registry
+from rlops.registry import ModelRef, Registry, Transition, VersionDetails
 from rlops.rollout.operations import Rollout
 from rlops.schema import BoolFeature, CategoricalFeature, Schema
 from rlops.schema.features import FloatFeature, IntFeature, VectorFeature
@@ -341,8 +342,35 @@ class TransitionView(_Model):
     at_us: int
 
 
+class CardEstimate(_Model):
+    """One off-policy estimate of a version's value on its validation data, with its interval (``level``: e.g.
+    0.95; ``None`` when the report does not say)."""
+
+    name: str
+    value: float | None
+    low: float | None
+    high: float | None
+    level: float | None
+
+
+class CardStress(_Model):
+    """One stress variation of a version's validation: its mean episode return and interval, the baseline's, the
+    difference (candidate minus baseline) with its interval, and its constraint violations per step."""
+
+    variation: str
+    mean_return: float | None
+    low: float | None
+    high: float | None
+    baseline: float | None
+    difference: float | None
+    difference_low: float | None
+    difference_high: float | None
+    violation_rate: float | None
+
+
 class ModelCard(_Model):
-    """A registered version: what it is, where it came from, what its gates said, how it moved.
+    """A registered version: what it is, where it came from, what its gates said, how it moved, and the content of its
+    model card (:mod:`rlops.explain.model_card`; ``rlops models card NAME@VERSION`` writes the whole card).
 
     Attributes:
         ref: ``NAME@VERSION``.
@@ -357,6 +385,14 @@ class ModelCard(_Model):
         report_status: its validation report's verdict (``None``: registered without one).
         gates: the report's gates.
         history: its stage changes, oldest first.
+        intended_use: what it is for (declared in its ``card.yaml``, else derived); ``intended_use_declared``.
+        owners: the registering user, then the declared owners.
+        architecture: one line: kind, actions, features, parameter count, files and bytes.
+        training_data: one line: source, period, size, reward spec.
+        estimates: the off-policy estimates of its report, then the logging policy's own value.
+        stress: the stress variations of its report.
+        limitations: its known limitations, declared ones first.
+        card_problem: why the card's content could not be computed (the rest is still shown).
     """
 
     ref: str
@@ -371,6 +407,15 @@ class ModelCard(_Model):
     report_status: str | None
     gates: list[GateView]
     history: list[TransitionView]
+    intended_use: str | None = None
+    intended_use_declared: bool = False
+    owners: list[str] = []
+    architecture: str | None = None
+    training_data: str | None = None
+    estimates: list[CardEstimate] = []
+    stress: list[CardStress] = []
+    limitations: list[str] = []
+    card_problem: str | None = None
 
 
 class Overview(_Model):
@@ -808,29 +853,61 @@ def report_files(root: Path) -> list[ValidationReportView]:
     return views[:_MAX_REPORTS]
 
 
+def _card_content(registry: Registry, details: VersionDetails, history: Sequence[Transition]) -> dict[str, Any]:
+    """The model card's fields of :class:`ModelCard` for a verified version (``card_problem`` if it cannot be built)."""
+    from rlops.explain.model_card import architecture_summary, card_from_details, training_summary
+
+    try:
+        card = card_from_details(registry, details, history=history)
+    except RlopsError as e:
+        return {"card_problem": str(e)}
+    estimates, stress = [], []
+    ope = card.validation.ope if card.validation is not None else None
+    if ope is not None:
+        estimates = [CardEstimate(name=e.estimator, value=e.value, low=e.interval.low, high=e.interval.high,
+                                  level=e.interval.level) for e in ope.estimates]
+        estimates.append(CardEstimate(name="logging policy (on-policy)", value=ope.logging_value,
+                                      low=ope.logging_interval.low, high=ope.logging_interval.high,
+                                      level=ope.logging_interval.level))
+    suite = card.validation.stress if card.validation is not None else None
+    if suite is not None:
+        stress = [CardStress(variation=v.name, mean_return=v.candidate.mean_return, low=v.candidate.interval.low,
+                             high=v.candidate.interval.high, baseline=v.baseline.mean_return,
+                             difference=v.difference, difference_low=v.difference_interval.low,
+                             difference_high=v.difference_interval.high,
+                             violation_rate=v.candidate.violation_rate) for v in suite.variations]
+    return {"intended_use": card.intended_use, "intended_use_declared": card.intended_use_declared,
+            "owners": card.owners, "architecture": architecture_summary(card), "training_data": training_summary(card),
+            "estimates": estimates, "stress": stress, "limitations": [x.text for x in card.limitations]}
+
+
 def model_cards(registry: Registry) -> tuple[list[ModelCard], list[ValidationReportView]]:
-    """The newest :data:`MAX_CARDS` registered versions, verified, and the validation reports stored with them."""
+    """The newest :data:`MAX_CARDS` registered versions, verified, with their model cards' content, and the
+    validation reports stored with them."""
     newest = sorted(registry.versions(), key=lambda v: v.created_at_us, reverse=True)[:MAX_CARDS]
     cards, reports = [], []
     for record in newest:
         ref = str(record.ref)
-        problem, report = None, None
+        problem, details = None, None
         try:
-            report = registry.details(record.name, record.version).report
+            details = registry.details(record.name, record.version)
         except RlopsError as e:
             problem = str(e)
+        report = None if details is None else details.report
         if report is not None:
             reports.append(_report_view(report, "registry", ref, None))
+        transitions = registry.history(record.name, record.version)
         history = [TransitionView(from_stage=None if t.from_stage is None else t.from_stage.value,
                                   to_stage=t.to_stage.value, actor=t.actor, reason=t.reason, at_us=t.at_us)
-                   for t in registry.history(record.name, record.version)]
+                   for t in transitions]
         lineage = {k: v if v is None or isinstance(v, int | str) else str(v)
                    for k, v in record.lineage.flat().items()}
+        content = {} if details is None else _card_content(registry, details, transitions)
         cards.append(ModelCard(ref=ref, stage=record.stage.value, kind=record.kind,
                                content_hash=record.content_hash[:12], created_at_us=record.created_at_us,
                                actor=record.actor, verified=problem is None, problem=problem, lineage=lineage,
                                report_status=None if report is None else _text(report.get("status"), "skip"),
-                               gates=[] if report is None else _gates(report), history=history))
+                               gates=[] if report is None else _gates(report), history=history, **content))
     return cards, reports
 
 
@@ -879,6 +956,8 @@ __all__ = [
     "AlertsPanel",
     "Arm",
     "ArmReward",
+    "CardEstimate",
+    "CardStress",
     "ChangeView",
     "Comparison",
     "DeploymentOverview",

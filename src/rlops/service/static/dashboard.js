@@ -386,27 +386,54 @@
     ])));
   }
 
+  function interval(low, high) {
+    return `[${num(low)}, ${num(high)}]`;
+  }
+
   function renderCards(data) {
     const cards = data.model_cards;
     if (!cards.length) { fill("cards", empty("no registered versions yet: 'rlops models register'")); return; }
+    // Keep the cards a reader opened open across refreshes.
+    const opened = new Set(Array.from(panel("cards").querySelectorAll("details[open]"), (d) => d.dataset.ref));
     fill("cards", cards.map((c) => {
       const facts = [["stage", badge(c.stage)], ["kind", c.kind], ["content hash", el("code", {}, c.content_hash)],
         ["registered", `${when(c.created_at_us)} by ${c.actor}`],
         ["verified", c.verified ? "yes" : `no: ${c.problem}`],
         ["validation", c.report_status ? badge(c.report_status) : "registered without a report"]];
+      if (c.architecture) facts.push(["architecture", c.architecture]);
+      if (c.training_data) facts.push(["training data", c.training_data]);
+      if (c.owners.length) facts.push(["owners", c.owners.join(", ")]);
       for (const [key, value] of Object.entries(c.lineage)) {
         if (value !== null && value !== "") facts.push([`lineage ${key}`, String(value)]);
       }
       const dl = el("dl", {}, facts.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
-      const parts = [el("summary", {}, [el("strong", {}, c.ref), " ", badge(c.stage)]), dl];
+      const parts = [el("summary", {}, [el("strong", {}, c.ref), " ", badge(c.stage)])];
+      if (c.intended_use) {
+        parts.push(el("h4", {}, "Intended use"), el("p", { class: "use" }, c.intended_use + (c.intended_use_declared ? "" : " (derived)")));
+      }
+      parts.push(dl);
+      if (c.card_problem) parts.push(el("p", { class: "empty" }, `model card: ${c.card_problem}`));
       if (c.gates.length) {
         parts.push(el("h4", {}, "Gates"), table(["gate", "status", "the numbers"], c.gates.map((g) => [g.name, badge(g.status), g.reason])));
       }
+      if (c.estimates.length) {
+        parts.push(el("h4", {}, "Off-policy evaluation"), table(["estimator", "value", "interval", "level"], c.estimates.map((e) => [
+          e.name, num(e.value), interval(e.low, e.high), e.level === null ? "—" : pct(e.level)]), [1]));
+      }
+      if (c.stress.length) {
+        parts.push(el("h4", {}, "Stress suite"), table(["variation", "mean return", "interval", "baseline", "difference", "violations"],
+          c.stress.map((v) => [v.variation, num(v.mean_return), interval(v.low, v.high), num(v.baseline),
+            `${num(v.difference)} ${interval(v.difference_low, v.difference_high)}`, num(v.violation_rate)]), [1, 3, 5]));
+      }
+      if (c.limitations.length) {
+        parts.push(el("h4", {}, "Known limitations"), el("ul", { class: "limitations" }, c.limitations.map((x) => el("li", {}, x))));
+      }
+      parts.push(el("p", { class: "empty" }, ["the whole card: ", el("code", {}, `rlops models card ${c.ref}`)]));
       if (c.history.length) {
         parts.push(el("h4", {}, "Stage history"), table(["when", "from", "to", "who", "why"], c.history.map((t) => [
           when(t.at_us), t.from_stage || "—", t.to_stage, t.actor, t.reason])));
       }
-      return el("details", { class: "card", "data-ref": c.ref }, parts);
+      return el("details", { class: "card", "data-ref": c.ref, open: opened.has(c.ref) ? "" : null }, parts);
     }));
   }
 
