@@ -165,3 +165,35 @@ def test_decisions_of_an_older_revision_ingest_under_that_revision(tmp_path: Pat
     assert ingest_into_home(log, home).appended == 5
     assert {r["policy_version"] for r in stored(home)} == {"shop@r1"}
     assert np.isfinite([r["propensity"] for r in stored(home)]).all()
+
+
+def test_pii_fields_of_edge_decisions_are_dropped_or_hashed_on_ingest(edge_log: tuple[Home, Path, list[str]],
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Edge contexts may carry the schema's PII fields; the home's log keeps only what their policy allows."""
+    from rlops.events import ingest as ingest_module
+    from rlops.security.pii import load_pii_key, pii_token
+
+    home, log, ids = edge_log
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    for line in lines:
+        n = len(line["decision_id"])
+        line["context"]["email"] = [f"person{i}@example.org" for i in range(n)]
+        line["context"]["name"] = [f"Person Number {i}" for i in range(n)]
+    log.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    real = ingest_module.revision_lookup
+
+    def with_pii(h: Home) -> Any:
+        lookup, close = real(h)
+        def schema(d: str, v: str) -> Any:
+            return type(lookup(d, v)).model_validate({**lookup(d, v).to_dict(),
+                                                      "pii": {"email": "hash", "name": "drop"}})
+
+        return schema, close
+
+    monkeypatch.setattr(ingest_module, "revision_lookup", with_pii)
+    assert ingest_into_home(log, home).appended == 44
+    contexts = [json.loads(r["context"]) for r in stored(home)]
+    key = load_pii_key(home.keys)
+    assert all("name" not in c and c["email"].startswith("hmac:") for c in contexts)
+    assert pii_token(key, "email", "person0@example.org") in {c["email"] for c in contexts}
+    assert not any(b"@example.org" in p.read_bytes() for p in home.events.rglob("*") if p.is_file())

@@ -73,7 +73,44 @@ def test_consent_over_http(tmp_path: Path) -> None:
     with BackgroundServer(ServiceSettings(home=home, port=0)) as url:
         out = httpx.post(f"{url}/v1/deployments/news/decide", headers=key,
                          json={"unit_id": "u", "context": context, "consent": False}).json()
-        assert out["action"] == "food" and out["policy_version"] == "news@r1-baseline"
+        assert out["action"] == "food" and out["policy_version"].startswith("news@baseline-")
         bad = httpx.post(f"{url}/v1/deployments/news/decide", headers=key,
                          json={"unit_id": "u", "context": context, "consent": "maybe"})
         assert bad.status_code == 422 and bad.json()["error"]["field"] == "consent"
+
+
+@pytest.mark.parametrize("same_as", ["holdout", "production"])
+def test_a_baseline_equal_to_another_arm_stays_apart_across_revisions(tmp_path: Path, same_as: str) -> None:
+    """The baseline may be the very policy of the holdout or of production; after a new revision (which carries
+    arms over) every arm still serves its own units and consenting units' decisions still count."""
+    uniform = {"kind": "uniform"}
+    extra: dict[str, object] = {"baseline": uniform}
+    if same_as == "holdout":
+        extra["holdout"] = {"policy": uniform, "fraction": 0.3}
+    contexts = SyntheticBandit().sample_contexts(60, np.random.default_rng(4))
+    units = [f"u{i}" for i in range(60)]
+    with Engine(tmp_path / "home") as engine:
+        spec = _spec(**extra)
+        if same_as == "production":
+            spec = spec.model_copy(update={"policy": spec.baseline})
+        engine.apply(spec)
+        engine.decide_batch("news", contexts, units)
+        engine.apply(spec.model_copy(update={"seed": 1}))  # a new revision
+    with Engine(tmp_path / "home") as engine:
+        decisions = engine.decide_batch("news", contexts, units, consent=[i % 3 != 0 for i in range(60)])
+        arms = engine.arms("news")
+        assert len({a.policy_version for a in arms}) == len(arms)
+        baseline = next(a.policy_version for a in arms if a.role.value == "baseline")
+        assert all((d.policy_version == baseline) == (i % 3 == 0) for i, d in enumerate(decisions))
+        logged = engine.log.read_decisions().to_pylist()[-60:]
+        assert [r["consent"] for r in logged] == [i % 3 != 0 for i in range(60)]
+
+
+def test_specs_without_the_new_fields_hash_as_before_the_upgrade() -> None:
+    """A deployment file that uses none of baseline, outcome_guard, retention or PII fields hashes as it did before
+    they existed (the value below was computed by the release before them), so applying it again after an upgrade
+    makes no new revision."""
+    spec = DeploymentSpec.from_dict({"name": "news", "schema": SyntheticBandit().schema.to_dict(), "reward": REWARD,
+                                     "policy": {"kind": "linucb", "params": {"alpha": 0.5, "epsilon": 0.1}},
+                                     "canary": {"policy": {"kind": "uniform"}, "fraction": 0.1}})
+    assert spec.content_hash() == "070ecc5510d716e5c04ea5621636e8a37975bb1046a1f714dcd503d98ff9dfcb"

@@ -127,3 +127,80 @@ def test_out_of_bounds_rewards_are_clipped_and_counted(tmp_path: Path) -> None:
                                              {"decision_id": d.decision_id, "fields": {"value": 40}}])
         assert not inside.out_of_bounds and inside.reward == 0.5
         assert above.out_of_bounds and above.reward == 1.0 and "clipped" in str(above.reason)
+
+
+def test_rare_events_and_large_offsets_do_not_look_alarming() -> None:
+    """One click among many no-clicks is not an anomaly, and rewards with a large offset keep their variance."""
+    guard = PoisoningGuard(OutcomeGuardConfig())
+    assert all(guard.check("a", 0, 0.0, now_s=i) is None for i in range(40))
+    assert all(guard.check("b", 0, 1.0 if i == 7 else 0.0, now_s=40 + i) is None for i in range(30))
+    rng = np.random.default_rng(0)
+    offset = PoisoningGuard(OutcomeGuardConfig())
+    flagged = [offset.check(f"k{i % 10}", 0, 1e7 + float(rng.normal(0, 1e-3)), now_s=i) for i in range(20_000)]
+    assert flagged.count(None) == 20_000
+
+
+def _bandit_home(tmp_path: Path, **extra: Any) -> tuple[Engine, SyntheticBandit]:
+    """A deployment that always shows 'food' (so every outcome is about one action)."""
+    world = SyntheticBandit()
+    engine = Engine(tmp_path / "home", fsync=False)
+    engine.apply(DeploymentSpec.from_dict({"name": "news", "schema": world.schema.to_dict(), "reward": REWARD,
+                                           "policy": {"kind": "rule", "params": {
+                                               "target": "tests.rollout.rules:always_food", "epsilon": 0.0}},
+                                           **extra}))
+    return engine, world
+
+
+def test_a_quarantined_outcome_does_not_take_the_trusted_ones_key(tmp_path: Path) -> None:
+    engine, world = _bandit_home(tmp_path, outcome_guard={"min_samples": 5, "z": 3})
+    with engine:
+        contexts = world.sample_contexts(60, np.random.default_rng(1))
+        decisions = engine.decide_batch("news", contexts, [f"u{i}" for i in range(60)])
+        for i, d in enumerate(decisions[:40]):  # honest keys: no clicks
+            engine.report_batch([{"decision_id": d.decision_id, "fields": {"clicked": False}}], key_id=f"h{i % 4}")
+        for d in decisions[40:50]:  # a forger claims clicks until it is caught
+            engine.report_batch([{"decision_id": d.decision_id, "fields": {"clicked": True}}], key_id="forger")
+        target = decisions[55]
+        forged = engine.report_batch([{"decision_id": target.decision_id, "fields": {"clicked": True}}],
+                                     key_id="forger")
+        honest = engine.report_batch([{"decision_id": target.decision_id, "fields": {"clicked": True}}],
+                                     key_id="h0")
+        assert forged[0].status is OutcomeStatus.QUARANTINED and honest[0].status is OutcomeStatus.ACCEPTED
+        joined = engine.interactions("news", include_pending=True).interactions
+        rewards = dict(zip(joined["decision_id"].to_pylist(), joined["reward"].to_pylist(), strict=True))
+        assert rewards[target.decision_id] == 1.0  # the trusted report counts
+
+
+def test_duplicates_do_not_count_towards_the_rate(tmp_path: Path) -> None:
+    engine, world = _bandit_home(tmp_path, outcome_guard={"max_rate": 1, "rate_window_s": 10})
+    with engine:
+        d = engine.decide("news", world.sample_contexts(1, np.random.default_rng(2))[0], "u")
+        outcome = [{"decision_id": d.decision_id, "fields": {"clicked": True}}]
+        statuses = [engine.report_batch(outcome, key_id="app")[0].status for _ in range(30)]  # retries
+        assert statuses[0] is OutcomeStatus.ACCEPTED and set(statuses[1:]) == {OutcomeStatus.DUPLICATE}
+        other = engine.decide("news", world.sample_contexts(1, np.random.default_rng(3))[0], "v")
+        assert engine.report_batch([{"decision_id": other.decision_id, "fields": {"clicked": False}}],
+                                   key_id="app")[0].status is OutcomeStatus.ACCEPTED
+
+
+def test_outcomes_for_unknown_decisions_never_count_later(tmp_path: Path) -> None:
+    """A keyed outcome for a decision not stored yet is kept but quarantined: nobody could check the key's right
+    to it, so it must not join when the decision arrives (e.g. ingested from an edge device)."""
+    from rlops.events import DecisionRecord, Mode, new_id
+
+    engine, world = _bandit_home(tmp_path, all_outcomes_reported=True)
+    with engine:
+        later = new_id()
+        [result] = engine.report_batch([{"decision_id": later, "fields": {"clicked": True}}], key_id="scoped")
+        assert result.status is OutcomeStatus.QUARANTINED
+        context = engine.spec("news").schema_.validate_context(world.sample_contexts(1, np.random.default_rng(5))[0])
+        engine.log.append([DecisionRecord(later, engine_now(), "news", "news@r1", Mode.SERVED, "u", context,
+                                          list(ACTIONS), "news", 0, 0.2)])
+        joined = engine.interactions("news", include_pending=True)
+        assert joined.interactions.num_rows == 0 and joined.stats.quarantined == 1
+
+
+def engine_now() -> int:
+    from rlops.engine.engine import now_us
+
+    return now_us()

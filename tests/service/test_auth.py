@@ -134,6 +134,10 @@ def test_scopes_narrow_a_role(url: str, home: Path) -> None:
     assert [d["name"] for d in listed] == ["news"]
     assert httpx.get(f"{url}/v1/decisions/{other}", headers=analyst_news).status_code == 404
     assert httpx.get(f"{url}/v1/decisions/{mine}", headers=analyst_news).status_code == 200
+    # /metrics covers every deployment: a key restricted to some may not read it
+    assert httpx.get(f"{url}/metrics", headers=bearer(make_key(home, "viewer", ["deployment:news"]))).status_code \
+        == 403
+    assert httpx.get(f"{url}/metrics", headers=bearer(make_key(home, "viewer"))).status_code == 200
 
 
 def test_own_outcomes_only(url: str, home: Path) -> None:
@@ -254,5 +258,6 @@ def test_state_changes_over_http_are_attributed_in_the_audit_chain(url: str, hom
     verified = httpx.get(f"{url}/v1/audit/verify", headers=auditor).json()
     assert verified["ok"] and verified["entries"] == len(entries)
     assert httpx.get(f"{url}/v1/audit/entries", headers=bearer(make_key(home, "deployer"))).status_code == 403
-    bad = httpx.get(f"{url}/v1/audit/entries", params={"start": "yesterday"}, headers=auditor)
-    assert bad.status_code == 422 and bad.json()["error"]["field"] == "start"
+    for start in ("yesterday", "99999999999999999999999", "-5"):
+        bad = httpx.get(f"{url}/v1/audit/entries", params={"start": start}, headers=auditor)
+        assert bad.status_code == 422 and bad.json()["error"]["field"] == "start", bad.text

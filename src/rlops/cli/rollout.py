@@ -65,11 +65,17 @@ def deploy_shadow(deployment: Deployment, policy: PolicyArg, reason: Reason,
 def deploy_canary(deployment: Deployment, policy: PolicyArg, reason: Reason,
                   fraction: Annotated[float, typer.Option("--fraction", "-f", help="Share of units it serves, "
                                                                                    "0 < f < 1.")] = 0.1,
+                  override_gates: Annotated[bool, typer.Option(
+                      "--override-gates", help="Serve a registered version although its validation report failed "
+                                               "gates (recorded in the audit log with the reason).")] = False,
                   actor: Actor = None, home: HomeOption = None) -> None:
-    """Serve POLICY to a sticky fraction of units next to production; the guardrail judges it."""
+    """Serve POLICY to a sticky fraction of units next to production; the guardrail judges it.
+
+    A registered version that failed validation gates is refused unless --override-gates."""
     from rlops.rollout.operations import parse_source
 
     engine, rollout = _rollout(home, actor)
+    rollout.override_gates = override_gates
     with engine:
         _done(rollout.canary(deployment, parse_source(policy), fraction, reason=reason))
 

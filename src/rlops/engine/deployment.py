@@ -254,6 +254,8 @@ class DeploymentSpec(BaseModel):
                               ("outcome_guard", OutcomeGuardConfig().model_dump(mode="json"))):
             if data.get(name) == default:
                 data.pop(name, None)
+        if not data["schema"].get("pii"):
+            data["schema"].pop("pii", None)
         if self.policy.path is not None:
             data["policy"] = {"content": content_hash(self.policy.path)}
         for role, spec in (("canary", self.canary), ("holdout", self.holdout)):

@@ -420,10 +420,17 @@ class Engine:
             # back brings the old name back), so its decisions stay comparable; a new policy is named after the
             # revision it came in with.
             known = {} if previous is None else {a.get("source_hash"): a["version"]
-                                                 for r in self.store.history(spec.name) for a in r.arms}
+                                                 for r in self.store.history(spec.name) for a in r.arms
+                                                 if a["role"] != Role.BASELINE.value}
             out = spec.model_dump(mode="json", by_alias=True)
             out["arms"] = []
             for role, name, f, source, where in arms:
+                if role is Role.BASELINE:
+                    # Its own label, stable while its policy is unchanged, never shared with an arm that serves units
+                    # in the split (the baseline may be the very same policy as production or the holdout).
+                    out["arms"].append({"role": role.value, "name": name, "fraction": 0.0,
+                                        "version": f"{spec.name}@baseline-{where['source_hash'][:8]}", **where})
+                    continue
                 version = source.version or known.get(where["source_hash"])
                 if version is None:  # new here; a second new policy in the same revision gets its arm's name too
                     taken = {a["version"] for a in out["arms"]}
@@ -450,7 +457,7 @@ class Engine:
                                    "production_version": revision.policy_version,
                                    "canary_version": versions.get(Role.CANARY.value), "reason": reason}
         action = AuditAction.ROLLBACK if change == "rollback" else AuditAction.DEPLOY
-        audit.record(self.home, actor or default_actor(), action, f"deployment:{revision.name}", details)
+        audit.record_change(self.home, actor or default_actor(), action, f"deployment:{revision.name}", details)
 
     def deployments(self) -> list[Revision]:
         return [self.store.latest(name) for name in self.store.names()]
@@ -801,8 +808,10 @@ class Engine:
             with self._lock:
                 if self._keys is None:
                     stored = self.log.read_outcomes()
-                    self._keys = set(zip(stored["decision_id"].to_pylist(),
-                                         stored["idempotency_key"].to_pylist(), strict=True))
+                    self._keys = {(d, k) for d, k, q in zip(stored["decision_id"].to_pylist(),
+                                                            stored["idempotency_key"].to_pylist(),
+                                                            stored["quarantine"].to_pylist(), strict=True)
+                                  if q is None}  # a quarantined outcome holds no key (see report_batch)
         return self._keys
 
     def report(self, decision_id: Any, fields: Any, idempotency_key: Any = None,
@@ -856,7 +865,8 @@ class Engine:
             for ref in found:
                 if ref is not None:
                     authorize(ref[0], ref[2])
-        held = self._screen(parsed, found, key_id)
+        screening = self._screening(parsed, found, key_id)  # rewards computed outside the lock
+        held: list[str | None] = [None] * len(parsed)
         results: dict[int, ReportResult] = {}
         with self._lock:
             keys = self._outcome_keys()
@@ -868,7 +878,9 @@ class Engine:
                     results[i] = ReportResult(decision_id, key, OutcomeStatus.DUPLICATE,
                                               "idempotency key already stored for this decision")
                     continue
-                batch_keys.add(scoped)
+                held[i] = self._judge(screening[i], key_id)  # only outcomes that will be stored count for the guard
+                if held[i] is None:  # a quarantined outcome never takes the key from the trusted one to come
+                    batch_keys.add(scoped)
                 fresh.append(OutcomeRecord(decision_id=decision_id, ts=when, fields=clean, idempotency_key=key,
                                            key_id=key_id, quarantine=held[i]))
             if fresh:
@@ -878,31 +890,45 @@ class Engine:
             if i in results:
                 continue
             results[i] = self._classify(decision_id, clean, key, when)
-            if held[i] is not None and results[i].status is OutcomeStatus.ACCEPTED:
+            if held[i] is not None and results[i].status is not OutcomeStatus.DUPLICATE:
                 results[i] = dataclasses.replace(results[i], status=OutcomeStatus.QUARANTINED, reason=held[i])
         return [results[i] for i in range(len(parsed))]
 
-    def _screen(self, parsed: list[tuple[str, dict[str, Any], str]], found: list[DecisionRef | None],
-                key_id: str | None) -> list[str | None]:
-        """The poisoning guard's verdict on each outcome (a quarantine reason or ``None``), before any is stored."""
-        held: list[str | None] = [None] * len(parsed)
+    def _screening(self, parsed: list[tuple[str, dict[str, Any], str]], found: list[DecisionRef | None],
+                   key_id: str | None) -> list[tuple[str | None, int, float | None] | None]:
+        """What the poisoning guard needs of each outcome: (deployment or None when the decision is unknown, action
+        index, reward or None); ``None`` when it is not screened (reported in-process, or a guard turned off)."""
+        out: list[tuple[str | None, int, float | None] | None] = [None] * len(parsed)
         if key_id is None:
-            return held  # reported in-process: trusted
-        now = time.monotonic()
+            return out  # reported in-process: trusted
         for i, ((decision_id, clean, _), ref) in enumerate(zip(parsed, found, strict=True)):
             if ref is None:
+                out[i] = (None, -1, None)
                 continue
             runtime = self._runtime(ref[0])
-            guard = self._guards.get(ref[0])
-            if guard is None or guard.config != runtime.spec.outcome_guard:
-                guard = self._guards[ref[0]] = PoisoningGuard(runtime.spec.outcome_guard)
+            if not runtime.spec.outcome_guard.enabled:
+                continue
             try:
                 reward: float | None = runtime.spec.reward.compute_one(clean, self._context_of(decision_id, runtime))
             except ValidationError:
                 reward = None
-            with self._lock:
-                held[i] = guard.check(key_id, ref[3], reward, now_s=now)
-        return held
+            out[i] = (ref[0], ref[3], reward)
+        return out
+
+    def _judge(self, screened: tuple[str | None, int, float | None] | None, key_id: str | None) -> str | None:
+        """The guard's verdict on one outcome about to be stored (called under the engine's lock)."""
+        if screened is None or key_id is None:
+            return None
+        deployment, action, reward = screened
+        if deployment is None:
+            # Nobody can check a key's right to a decision that is not stored yet (an edge decision not ingested):
+            # kept, but never counted, even once the decision arrives.
+            return "quarantined: the decision was unknown when the outcome was reported"
+        spec = self._runtime(deployment).spec.outcome_guard
+        guard = self._guards.get(deployment)
+        if guard is None or guard.config != spec:
+            guard = self._guards[deployment] = PoisoningGuard(spec)
+        return guard.check(key_id, action, reward, now_s=time.monotonic())
 
     def _classify(self, decision_id: str, fields: dict[str, Any], key: str, when: int) -> ReportResult:
         """Tell the client now what the join will do with a stored outcome."""

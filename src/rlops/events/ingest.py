@@ -17,6 +17,7 @@ in :mod:`rlops.edge.log`). Ingesting it:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import time
@@ -212,7 +213,8 @@ def read_lines(path: Path) -> tuple[list[bytes], int]:
 
 
 def ingest_file(path: str | os.PathLike[str], log: EventLog, lookup: SchemaLookup, *,
-                progress: Progress | None = None) -> IngestResult:
+                progress: Progress | None = None,
+                protect: Callable[[Schema, dict[str, Any]], dict[str, Any]] | None = None) -> IngestResult:
     """Validate a whole decision log and append the decisions the event log does not hold yet.
 
     Args:
@@ -220,6 +222,8 @@ def ingest_file(path: str | os.PathLike[str], log: EventLog, lookup: SchemaLooku
         log: the event log to append to.
         lookup: the schema of a deployment's revision, by policy version.
         progress: called with ``("checking", lines done, lines)`` and ``("storing", records done, records)``.
+        protect: what the log may keep of a validated context (the schema's PII policies; see
+            :class:`rlops.security.pii.PiiFilter`); default: the context as it is.
 
     Raises:
         ValidationError: a line is malformed or a decision breaks a rule; the field names the file, the line number
@@ -243,6 +247,9 @@ def ingest_file(path: str | os.PathLike[str], log: EventLog, lookup: SchemaLooku
             raise ValidationError(f"{path} line {number}", f"not valid JSON: {e}") from e
         except _LineError as e:
             raise ValidationError(f"{path} line {number}: {e.field}", e.rule) from e
+        if protect is not None:
+            records = [dataclasses.replace(r, context=protect(lookup(r.deployment, r.policy_version), r.context))
+                       for r in records]
         for record in records:
             total += 1
             earlier = seen.get(record.decision_id)
@@ -292,9 +299,22 @@ def revision_lookup(home: Home) -> tuple[SchemaLookup, Callable[[], None]]:
 
 def ingest_into_home(path: str | os.PathLike[str], home: Home, *, progress: Progress | None = None) -> IngestResult:
     """:func:`ingest_file` into ``home``'s event log, checking decisions against its deployments' revisions."""
+    from rlops.security.pii import PiiFilter, load_pii_key
+
     lookup, close = revision_lookup(home)
+    filters: dict[int, PiiFilter] = {}
+
+    def protect(schema: Schema, context: dict[str, Any]) -> dict[str, Any]:
+        if not schema.pii:
+            return context
+        made = filters.get(id(schema))
+        if made is None:
+            hashing = any(p == "hash" for p in schema.pii.values())
+            made = filters[id(schema)] = PiiFilter(schema, load_pii_key(home.keys) if hashing else None)
+        return made.protect(context)
+
     try:
         with EventLog(home.events) as log:
-            return ingest_file(path, log, lookup, progress=progress)
+            return ingest_file(path, log, lookup, progress=progress, protect=protect)
     finally:
         close()

@@ -149,6 +149,9 @@ def join(
         if row is not None and not consented[row]:
             continue  # an outcome of a decision that is not an interaction (no consent)
         considered += 1
+        if held[j] is not None and row is not None and mode_col[row] == Mode.SERVED:
+            quarantined += 1  # stored, but held back: as if it had not arrived (and it holds no idempotency key)
+            continue
         if (decision_id, key) in seen:  # idempotency keys are scoped to their decision
             duplicates += 1
             continue
@@ -158,9 +161,6 @@ def join(
             continue
         if mode_col[row] != Mode.SERVED:
             dead.append((j, dep_col[row], DeadLetterReason.SHADOW_DECISION, "outcome for a shadow decision"))
-            continue
-        if held[j] is not None:
-            quarantined += 1  # stored, but held back: as if it had not arrived
             continue
         delay = int(out_ts[j] - dec_ts[row])
         if delay < -CLOCK_SKEW_US:

@@ -131,11 +131,20 @@ def parse_time_us(text: str, field: str) -> int:
 
     text = text.strip()
     if text.lstrip("-").isdigit():
-        return int(text)
-    try:
-        moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError as e:
-        raise ValidationError(field, f"{text!r} is neither an ISO 8601 time nor microseconds since the epoch") from e
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.UTC)
-    return round(moment.timestamp() * 1_000_000)
+        value = int(text)
+    else:
+        try:
+            moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError as e:
+            raise ValidationError(field, f"{text[:40]!r} is neither an ISO 8601 time nor microseconds since the "
+                                         "epoch") from e
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=dt.UTC)
+        value = round(moment.timestamp() * 1_000_000)
+    if not 0 <= value < _MAX_TIME_US:
+        raise ValidationError(field, "must lie between 1970 and 9999")
+    return value
+
+
+#: Microseconds since the epoch of 10000-01-01, past any time a timestamp column holds.
+_MAX_TIME_US = 253_402_300_800_000_000

@@ -161,7 +161,7 @@ class Registry:
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         stored = self._stored_report(name, version.version)
-        audit.record(self.home, who, AuditAction.REGISTER, str(version.ref), {
+        audit.record_change(self.home, who, AuditAction.REGISTER, str(version.ref), {
             "model": name, "version": version.version, "kind": version.kind,
             "gates_passed": None if stored is None else stored.get("status") != "fail",
             "gates_failed": _failed_gates(stored), "gates_overridden": [], "reason": ""})
@@ -291,6 +291,14 @@ class Registry:
         with plain_file(self.folder(record.name, record.version) / REFERENCE, self.keyring) as path:
             return ReferenceProfile.load(path)
 
+    def failed_gates(self, name: str, version: int) -> list[str]:
+        """Names of the gates the version's validation report failed (empty without a report or failures).
+
+        Raises:
+            NotFoundError: no such version.
+        """
+        return _failed_gates(self._stored_report(name, version))
+
     def _stored_report(self, name: str, version: int) -> dict[str, Any] | None:
         """The version's validation report as stored (unverified: callers that act on it verify first)."""
         record = self.store.get(name, version)
@@ -371,10 +379,10 @@ class Registry:
 
         made = self.store.retrying(attempt)
         if failed:
-            audit.record(self.home, who, AuditAction.GATE_OVERRIDE, f"{name}@{version}",
+            audit.record_change(self.home, who, AuditAction.GATE_OVERRIDE, f"{name}@{version}",
                          {"gates": failed, "stage": stage.value, "reason": why})
         for t in made:
-            audit.record(self.home, who, AuditAction.STAGE_CHANGE, f"{t.name}@{t.version}",
+            audit.record_change(self.home, who, AuditAction.STAGE_CHANGE, f"{t.name}@{t.version}",
                          {"from": t.from_stage.value if t.from_stage else None, "to": t.to_stage.value,
                           "reason": t.reason})
         return made

@@ -70,14 +70,36 @@ def parse_source(text: str, field: str = "policy") -> PolicySource:
 class Rollout:
     """Change what a deployment serves, and judge its canary.
 
+    A registered version whose validation report failed a gate meets live traffic (as a canary) only with
+    ``override_gates``, which the audit log records; promotion then rests on the canary's live evidence.
+
     Args:
         engine: the engine of the home folder.
         actor: who makes the changes (default: the OS user); kept in the history and the registry.
+        override_gates: let a version that failed validation gates become the canary (permission
+            ``override_gate``). Default ``False``.
     """
 
-    def __init__(self, engine: Engine, *, actor: str | None = None) -> None:
+    def __init__(self, engine: Engine, *, actor: str | None = None, override_gates: bool = False) -> None:
         self.engine = engine
         self.actor = actor if actor is not None else default_actor()
+        self.override_gates = override_gates
+
+    def gate(self, source: PolicySource) -> None:
+        """Refuse a registered version that failed validation gates, unless overriding.
+
+        Raises:
+            ConflictError: naming the version and its failed gates.
+        """
+        if source.version is None or self.override_gates:
+            return
+        ref = ModelRef.parse(source.version, "version", require_version=True)
+        with Registry(self.engine.home) as registry:
+            failed = registry.failed_gates(ref.name, int(ref.version or 0))
+        if failed:
+            raise ConflictError(f"policy.version: {source.version} failed validation gates ({', '.join(failed)}); "
+                                "serving it needs an override with a reason (--override-gates; permission "
+                                "override_gate)")
 
     # ---- changes ----------------------------------------------------------------------------------------------
 
@@ -123,7 +145,10 @@ class Rollout:
                 try:
                     current = registry.get(ref.name, number).stage
                     if current != stage:
-                        registry.transition(ref.name, number, stage, reason=reason, actor=self.actor)
+                        # Gates were checked where they apply (a canary's entry; see gate): an override taken
+                        # there, or a promotion on live evidence, is recorded by the registry as such.
+                        registry.transition(ref.name, number, stage, reason=reason, actor=self.actor,
+                                            override_gates=True)
                     notes.append(f"{ref_text}: {current} -> {stage}")
                 except (ConflictError, NotFoundError) as e:
                     notes.append(f"{ref_text}: not moved to {stage} ({e})")
@@ -157,6 +182,7 @@ class Rollout:
         base, spec = self._spec(name)
         if not (isinstance(fraction, int | float) and 0.0 < fraction < 1.0):
             raise ValidationError("fraction", f"must be between 0 and 1 (exclusive), got {fraction}")
+        self.gate(source)
         # A shadow graduating to canary leaves the shadows.
         shadows = [s.model_dump() for s in spec.shadows if s.policy != source]
         data = {**spec.model_dump(by_alias=True), "canary": {"policy": source.model_dump(), "fraction": fraction},

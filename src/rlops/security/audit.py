@@ -597,7 +597,7 @@ def _check(actor: str, action: str, target: str, details: Mapping[str, Any] | No
 
 __all__ = ["ENV_VAR", "GENESIS", "KEY_FILE", "AuditAction", "AuditEntry", "AuditLog", "HashAlg", "Problem",
            "VerifyResult", "canonical_json", "create_audit_key", "entry_hash", "load_audit_key", "parse_anchor",
-           "read_jsonl", "record", "verify_chain"]
+           "read_jsonl", "record", "record_change", "verify_chain"]
 
 
 def record(home: Home, actor: str, action: str, target: str = "", details: Mapping[str, Any] | None = None) -> None:
@@ -610,3 +610,17 @@ def record(home: Home, actor: str, action: str, target: str = "", details: Mappi
     """
     with AuditLog.for_home(home) as log:
         log.append(actor, action, target, details)
+
+
+def record_change(home: Home, actor: str, action: str, target: str, details: Mapping[str, Any] | None = None) -> None:
+    """:func:`record` for a change already made: a failure says so (the change stands, its entry is missing) as a
+    :class:`StorageError` (a server answers 503), never as an error of the request.
+
+    Raises:
+        StorageError: naming the change whose entry could not be written, and why.
+    """
+    try:
+        record(home, actor, action, target, details)
+    except (ConfigError, ValidationError, StorageError) as e:
+        raise StorageError(f"{action} of {target} was made, but its audit entry could not be written: {e}; fix the "
+                           "audit log (see 'rlops audit verify') and record it by hand") from e

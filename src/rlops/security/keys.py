@@ -146,7 +146,7 @@ class KeyStore:
 
     def _audit(self, actor: str, action: AuditAction, record: KeyRecord) -> None:
         if self.home is not None:
-            audit.record(self.home, actor, action, f"key:{record.id}",
+            audit.record_change(self.home, actor, action, f"key:{record.id}",
                          {"role": record.role.value, "scope": record.scope.terms(), "name": record.name})
 
     def close(self) -> None:

@@ -96,7 +96,7 @@ class PiiFilter:
     """
 
     def __init__(self, schema: Schema, key: bytes | None) -> None:
-        self.policies = dict(schema.pii)
+        self.policies = {name: PiiPolicy(policy) for name, policy in schema.pii.items()}
         self.key = key
         if self.key is None and PiiPolicy.HASH in self.policies.values():
             raise ConfigError("pii: hashing a field needs a key ($RLOPS_PII_KEY or HOME/keys/pii_hmac)")

@@ -8,8 +8,8 @@ of a deployment, per action, and quarantines a key's outcomes when
 - **rate**: the key reports more than ``max_rate`` outcomes per second over ``rate_window_s`` (off by default:
   one backend may legitimately report every outcome of an application; set it where keys are per client), or
 - **reward distribution**: after at least ``min_samples`` outcomes for an action, the key's mean reward for that
-  action lies more than ``z`` standard errors from the mean of every other key's outcomes for it (with the other
-  keys' variance: under "this key reports like the others", its mean would scatter that much).
+  action lies more than ``z`` standard errors from the mean of every other key's outcomes for it (a two-sample test
+  with the pooled variance of both, so that rare events — one click among many no-clicks — do not look alarming).
 
 A flagged key stays quarantined on that deployment for ``hold``; its quarantined outcomes never enter the
 statistics, so a flood cannot drag the reference towards itself. Outcomes reported in-process (no key) are trusted.
@@ -29,8 +29,18 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-#: Variance below which a reference is treated as constant (and this floor is used instead).
+#: Pooled variance below which both groups count as constant.
 _MIN_VARIANCE = 1e-12
+
+
+def _z(key: _Moments, others: _Moments) -> float:
+    """The difference of the means in standard errors, with the pooled variance of both groups (two constant
+    groups that differ are infinitely far apart; two that agree are not apart at all)."""
+    diff = key.mean - others.mean
+    pooled = (key.m2 + others.m2) / max(key.n + others.n - 2, 1)
+    if pooled < _MIN_VARIANCE:
+        return 0.0 if abs(diff) < 1e-12 * max(1.0, abs(others.mean)) else math.copysign(math.inf, diff)
+    return diff / math.sqrt(pooled * (1.0 / key.n + 1.0 / others.n))
 
 
 class OutcomeGuardConfig(BaseModel):
@@ -73,29 +83,33 @@ class OutcomeGuardConfig(BaseModel):
 
 @dataclass
 class _Moments:
-    """Count, sum and sum of squares of rewards (enough for a mean and a variance; mergeable by subtraction)."""
+    """Count, mean and sum of squared deviations (Welford: exact for rewards with a large offset too), mergeable and
+    separable (the other keys' moments are everyone's minus this key's)."""
 
     n: int = 0
-    total: float = 0.0
-    squares: float = 0.0
+    mean: float = 0.0
+    m2: float = 0.0
 
     def add(self, x: float) -> None:
         self.n += 1
-        self.total += x
-        self.squares += x * x
+        delta = x - self.mean
+        self.mean += delta / self.n
+        self.m2 += delta * (x - self.mean)
 
-    def minus(self, other: _Moments) -> _Moments:
-        return _Moments(self.n - other.n, self.total - other.total, self.squares - other.squares)
+    def plus(self, x: float) -> _Moments:
+        out = _Moments(self.n, self.mean, self.m2)
+        out.add(x)
+        return out
 
-    @property
-    def mean(self) -> float:
-        return self.total / self.n
-
-    @property
-    def variance(self) -> float:
-        if self.n < 2:
-            return 0.0
-        return max(0.0, (self.squares - self.total * self.total / self.n) / (self.n - 1))
+    def minus(self, part: _Moments) -> _Moments:
+        """The moments of everything but ``part`` (Chan et al.'s combination, inverted)."""
+        n = self.n - part.n
+        if n <= 0:
+            return _Moments()
+        mean = (self.n * self.mean - part.n * part.mean) / n
+        delta = part.mean - mean
+        m2 = self.m2 - part.m2 - delta * delta * part.n * n / self.n
+        return _Moments(n, mean, max(0.0, m2))
 
 
 @dataclass
@@ -152,11 +166,9 @@ class PoisoningGuard:
         mine = state.by_action.setdefault(action, _Moments())
         every = self._all.setdefault(action, _Moments())
         others = every.minus(mine)
-        candidate = _Moments(mine.n + 1, mine.total + reward, mine.squares + reward * reward)
+        candidate = mine.plus(reward)
         if candidate.n >= config.min_samples and others.n >= config.min_samples:
-            variance = max(others.variance, _MIN_VARIANCE)
-            se = math.sqrt(variance * (1.0 / candidate.n + 1.0 / others.n))
-            z = (candidate.mean - others.mean) / se
+            z = _z(candidate, others)
             if abs(z) > config.z:
                 return self._flag(state, now_s, f"key {key}'s mean reward for action {action} is "
                                                 f"{candidate.mean:.4g} over {candidate.n} outcomes, {z:+.1f} "

@@ -325,15 +325,25 @@ def create_app(settings: ServiceSettings, *, hooks: Sequence[Hook] = ()) -> Fast
 
     @app.put("/v1/admin/deployments/{deployment}", response_model=ApplyResponse, responses=admin_errors,
              dependencies=[requires(P.DEPLOY)])
-    def admin_apply(deployment: str, body: dict[str, Any], engine: EngineDep,
-                    principal: PrincipalDep) -> ApplyResponse:
+    def admin_apply(deployment: str, body: dict[str, Any], engine: EngineDep, principal: PrincipalDep,
+                    override_gates: bool = False) -> ApplyResponse:
         """Create or update a deployment (a hot swap: running servers serve the new revision within a second).
 
         The body is a deployment spec as in a deployment file, with ``schema`` and ``reward`` inline and the
         policy by ``kind`` and ``params`` or by ``path`` to a saved policy inside the server's home folder.
-        Idempotent: the same spec again makes no new revision. Needs permission ``deploy``.
+        Idempotent: the same spec again makes no new revision. Needs permission ``deploy``; a registered version
+        that failed validation gates as ``policy`` or ``canary.policy`` also needs ``?override_gates=true`` and
+        permission ``override_gate``.
         """
         spec = _spec_from_request(deployment, body, settings.home)
+        if override_gates:
+            principal.require(P.OVERRIDE_GATE, deployment)
+        gate = Rollout(engine, actor=_actor(principal), override_gates=override_gates)
+        serving = dict(engine.spec(deployment).policy_sources()) if deployment in engine.store.names() else {}
+        for field, source in spec.policy_sources():
+            # What serves units and is new to it (shadows, holdout and baseline are not judged by the gates).
+            if field in ("policy", "canary.policy") and serving.get(field) != source:
+                gate.gate(source)
         try:
             result = engine.apply(spec, actor=_actor(principal))
         except (ConfigError, NotFoundError) as e:  # from the request's spec: the client's error, not the server's
@@ -361,7 +371,9 @@ def create_app(settings: ServiceSettings, *, hooks: Sequence[Hook] = ()) -> Fast
         Running servers serve the new revision within a second, without failed requests. Every change is kept
         in the deployment's history with its reason and in the audit log. Needs permission ``rollout``.
         """
-        rollout = Rollout(engine, actor=_actor(principal))
+        if body.override_gates:
+            principal.require(P.OVERRIDE_GATE, deployment)
+        rollout = Rollout(engine, actor=_actor(principal), override_gates=body.override_gates)
         engine.store.latest(deployment)  # 404 before anything else
         if action == "promote":
             change = rollout.promote(deployment, reason=body.reason)
@@ -436,9 +448,12 @@ def create_app(settings: ServiceSettings, *, hooks: Sequence[Hook] = ()) -> Fast
                                   problem=result.problem, anchor=audit_log.anchor())
 
     @app.get("/metrics", response_class=Response, responses=_ERRORS, dependencies=[requires(P.READ_METRICS)])
-    def prometheus() -> Response:
+    def prometheus(principal: PrincipalDep) -> Response:
         """Prometheus text exposition: decisions, outcomes, policy and request latency (scrape with a
-        ``viewer`` key as the bearer token)."""
+        ``viewer`` key as the bearer token; a key restricted to some deployments may not: it covers them all)."""
+        if principal.scope.deployments is not None:
+            raise ForbiddenError(f"key {principal.key_id} may not read /metrics: the key is restricted to some "
+                                 "deployments and the metrics cover every deployment (use an unrestricted viewer key)")
         return Response(content=metrics.exposition(), media_type=metrics.content_type)
 
     @app.get("/healthz", dependencies=[PUBLIC])

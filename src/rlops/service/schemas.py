@@ -118,6 +118,8 @@ class RolloutRequest(BaseModel):
     fraction: float | None = None
     name: str | None = Field(default=None, max_length=63)
     remove: bool = False
+    override_gates: bool = Field(default=False, description="Serve a registered version although its validation "
+                                 "report failed gates (needs permission override_gate; recorded in the audit log).")
 
 
 class ChangeOut(BaseModel):
