@@ -189,6 +189,26 @@ def _building(index: int, url: str, key: str, spec: Any, days: int, seed: int,
         env.close()
 
 
+def _canary(engine: Any, ref: str, share: float, why: str, say: Say) -> None:
+    """Put a registered version in canary; one whose validation gates failed (the demo trains for minutes, not
+    hours) goes in only through an override, said out loud and recorded in the audit log."""
+    from rlops.engine.deployment import PolicySource
+    from rlops.registry import ModelRef, Registry
+    from rlops.rollout.operations import Rollout
+
+    parsed = ModelRef.parse(ref, require_version=True)
+    with Registry(engine.home) as registry:
+        failed = registry.failed_gates(parsed.name, int(parsed.version or 0))
+    if failed:
+        say(f"{ref} failed gates ({', '.join(failed)}): overriding them, recorded in the audit log, so that the "
+            "canary's live guardrail decides")
+        why = f"gate override: {', '.join(failed)} failed on the demo's short training; {why}"
+    else:
+        why = f"gates passed; {why}"
+    Rollout(engine, actor="rlops demo", override_gates=bool(failed)).canary(DEPLOYMENT, PolicySource(version=ref),
+                                                                          share, reason=why)
+
+
 def _phase(name: str, spec: Any, url: str, keys: list[str], config: LifecycleConfig, labels: dict[str, str],
            seed: int, say: Say) -> tuple[list[ArmPhase], int]:
     """Every building for ``config.days`` days over HTTP; KPIs per policy version that served (its arm)."""
@@ -390,9 +410,7 @@ def run(home: Path, config: LifecycleConfig | None = None, say: Say | None = Non
                 "metrics": [{"name": "reward", "tolerance": round(0.1 * abs(baseline), 6)}],
                 "min_samples": per_arm, "max_samples": per_arm}}))
         labels = {str(thermostat.version): "thermostat"}
-        rollout = Rollout(engine, actor="rlops demo")
-        rollout.canary(DEPLOYMENT, PolicySource(version=ref_v1), 0.5,
-                       reason="gates passed; canary against the thermostat")
+        _canary(engine, ref_v1, 0.5, "canary against the thermostat", say)
         labels[ref_v1] = "PPO v1"
     # The server's monitor looks every second at the last 30 s (a demo's phases last seconds, not hours).
     previous = {k: os.environ.get(k) for k in ("RLOPS_MONITOR_INTERVAL", "RLOPS_MONITOR_WINDOW")}
@@ -458,8 +476,7 @@ def run(home: Path, config: LifecycleConfig | None = None, say: Say | None = Non
             result.decisions_over_http += n
             canary_share = 0.5  # half of the buildings; the holdout (if any) keeps its quarter
             canary_started = now_us()
-            rollout.canary(DEPLOYMENT, PolicySource(version=ref_v2), canary_share,
-                           reason="shadow logged its decisions without errors; canary")
+            _canary(engine, ref_v2, canary_share, "shadow logged its decisions without errors; canary", say)
             time.sleep(1.2)
             arms, n = _phase(f"4. weather {config.shift_k:+g} K, v2 canary", shifted, url, keys, config, labels,
                              config.seed + 3, say)
