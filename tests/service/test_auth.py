@@ -29,7 +29,7 @@ from tests.service.conftest import REWARD
 from tests.service.test_api import USER
 
 #: A value for each path parameter of the app's routes (a route with another parameter fails the matrix test).
-PATH_VALUES = {"deployment": "news", "action": "promote", "name": "dashboard.js"}
+PATH_VALUES = {"deployment": "news", "action": "promote", "name": "dashboard.js", "version": "1"}
 
 
 def _routes(settings: ServiceSettings) -> list[tuple[str, str, Permission | None]]:

@@ -717,6 +717,11 @@ class Engine:
             out.append((decision, record))
         return out
 
+    def decision_deployment(self, decision_id: Any) -> str | None:
+        """The deployment a stored decision belongs to (from the index: no log read), or ``None`` if unknown."""
+        found = self._find_decision(_check_id(decision_id, "decision_id"))
+        return None if found is None else found[0]
+
     def decision(self, decision_id: Any) -> dict[str, Any]:
         """The logged record of one decision (context and candidate features as objects).
 

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import pydantic
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 
@@ -44,9 +44,13 @@ from rlops.errors import (
     ValidationError,
 )
 from rlops.events.tables import parse_time_us
+from rlops.explain.attributions import Method
+from rlops.explain.decision import explain_decision
+from rlops.explain.model_card import CardFormat, card_document
 from rlops.home import Home
 from rlops.monitoring import ServiceMetrics
 from rlops.monitoring.watch import SIGNALS_FILE, SignalCollector, Watcher
+from rlops.registry import Registry
 from rlops.rollout.operations import Rollout
 from rlops.rollout.supervisor import Hook, Supervisor
 from rlops.security.audit import AuditLog
@@ -310,6 +314,24 @@ def create_app(settings: ServiceSettings, *, hooks: Sequence[Hook] = ()) -> Fast
             record["probabilities"] = None
         return record
 
+    @app.get("/v1/decisions/{decision_id}/explanation", responses=_ERRORS,
+             dependencies=[requires(P.READ_PROBABILITIES)])
+    def explanation(decision_id: str, engine: EngineDep, principal: PrincipalDep,
+                    method: Annotated[Method, Query(description="auto (exact > integrated gradients > Shapley "
+                                                                "sampling), or one of them.")] = Method.AUTO,
+                    budget: Annotated[int, Query(ge=16, le=65_536, description="Shapley sampling's budget of "
+                                                 "score evaluations.")] = 2048,
+                    seed: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0) -> dict[str, Any]:
+        """Why the policy version that made the decision chose its action: attributions of the chosen action's
+        score to each context feature, and of its advantage over the runner-up, against a baseline (the version's
+        reference profile mean, else the mean logged context). Reveals the policy's scores: permission
+        ``read_probabilities``."""
+        deployment = engine.decision_deployment(decision_id)
+        if deployment is None or not principal.scope.covers(deployment):
+            raise NotFoundError(f"decision {decision_id!r} does not exist")
+        principal.require(P.READ_PROBABILITIES, deployment)
+        return explain_decision(engine, decision_id, method=method, budget=budget, seed=seed).to_dict()
+
     @app.get("/v1/deployments", response_model=list[DeploymentInfo], responses=_ERRORS,
              dependencies=[requires(P.READ_DEPLOYMENTS)])
     def deployments(engine: EngineDep, principal: PrincipalDep) -> list[DeploymentInfo]:
@@ -423,6 +445,16 @@ def create_app(settings: ServiceSettings, *, hooks: Sequence[Hook] = ()) -> Fast
         if not result.complete:
             raise ConflictError("erasure incomplete: " + "; ".join(result.problems()))
         return ErasureOut(unit_ref=result.unit_ref, **result.details())
+
+    @app.get("/v1/models/{name}/{version}/card", response_class=Response, responses=_ERRORS,
+             dependencies=[requires(P.READ_MODELS)])
+    def model_card(name: str, version: str, engine: EngineDep,
+                   fmt: Annotated[CardFormat, Query(alias="format")] = CardFormat.JSON) -> Response:
+        """The model card of a registered version, verified first: JSON, or Markdown with YAML front matter in the
+        Hugging Face hub's style (``?format=md``)."""
+        with Registry(engine.home) as registry:
+            text, media_type = card_document(registry, name, version, fmt)
+        return Response(content=text, media_type=media_type)
 
     @app.get("/v1/audit/entries", response_model=list[AuditEntryOut], responses=_ERRORS,
              dependencies=[requires(P.READ_AUDIT)])
