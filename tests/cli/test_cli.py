@@ -78,7 +78,10 @@ def test_fast_demo_end_to_end_as_a_real_process(tmp_path: Path) -> None:
         assert learned.mean() > logged.mean() + 0.15
     # the learned LinUCB was validated off-policy on the logging policy's logs: the DR gate passes
     assert re.search(r"DR lower bound beats the logging policy\s+│\s+PASS", proc.stdout), proc.stdout[-3000:]
-    assert (home / "reports" / "bandit" / "report.html").is_file()
+    # one decision explained (exact attributions of the learned LinUCB), and its behaviour plotted in the report
+    assert "why LinUCB showed" in proc.stdout and "Try: rlops explain" in proc.stdout
+    bandit_report = (home / "reports" / "bandit" / "report.html").read_text()
+    assert "rlops-global-explanation" in bandit_report and bandit_report.count("<svg") >= 5
     # the HVAC lifecycle: the weather shift raised the drift alert, two versions were registered, reports written
     assert "ALERT weather-drift on hvac: obs_2" in proc.stdout
     assert "Dashboard:" in proc.stdout

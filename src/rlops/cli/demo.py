@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
 from rlops.cli.common import HomeOption, app, console
+
+if TYPE_CHECKING:
+    from rlops.explain import DecisionExplanation
 from rlops.cli.common import home_folder as _home
 
 _STYLE = {"pass": "green", "warn": "yellow", "fail": "bold red", "skip": "dim", "promote": "green",
@@ -78,7 +81,8 @@ def demo(
     home_text = escape(str(result.home))
     console.print(f"Bandit part done in {result.seconds:.1f} s. Home folder: [bold]{home_text}[/] "
                   f"(deployment 'demo'; try: rlops events stats --home {home_text})")
-    _bandit_gates(root.root)
+    _explanation(result.explanation)
+    _bandit_gates(root.root, result.behaviour_html)
     _closed_loop(root.root, fast, seed)
     if lifecycle:
         _lifecycle(root.root, fast, seed)
@@ -106,8 +110,33 @@ def _audit_summary(home: Path) -> None:
                   f"--to 2100-01-01 --home {escape(str(home))}")
 
 
-def _bandit_gates(home: Path) -> None:
-    """Validate the learned LinUCB against the uniform logging policy's logs (off-policy), and show the gates."""
+def _explanation(explanation: DecisionExplanation | None) -> None:
+    """Why the learned LinUCB made its last decision: the top features of its score and of its lead."""
+    if explanation is None or explanation.chosen is None:
+        return
+    chosen, lead = explanation.chosen, explanation.advantage
+    table = Table("feature", "value", f"to the score of {explanation.action}",
+                  *([f"to its lead over {explanation.runner_up}"] if lead is not None else []),
+                  title=f"why LinUCB showed '{explanation.action}' (decision {explanation.decision_id}, "
+                        f"{explanation.policy_version})",
+                  caption=f"{chosen.method.value} attributions against the {explanation.baseline_source.value} "
+                          f"baseline ({escape(explanation.baseline_detail)}); each column sums to the score's "
+                          f"difference from the baseline (score {chosen.value:.4f}, baseline "
+                          f"{chosen.baseline_value:.4f}). Try: rlops explain {explanation.decision_id}")
+    for name, value in sorted(chosen.by_feature.items(), key=lambda kv: -abs(kv[1])):
+        shown = explanation.context.get(name, "")
+        if isinstance(shown, list):
+            shown = "[" + ", ".join(f"{v:.2f}" for v in shown[:3]) + (", ...]" if len(shown) > 3 else "]")
+        cells = [escape(name), escape(str(shown)), f"{value:+.4f}"]
+        if lead is not None:
+            cells.append(f"{lead.by_feature[name]:+.4f}")
+        table.add_row(*cells)
+    console.print(table)
+
+
+def _bandit_gates(home: Path, behaviour_html: str = "") -> None:
+    """Validate the learned LinUCB against the uniform logging policy's logs (off-policy), show the gates, and add
+    the policy's global behaviour (importance, partial dependence) to the report."""
     from rlops.demo.bandit import LEARNING, LOGGING
     from rlops.evaluation.report import write_report
     from rlops.evaluation.validate import ValidateOptions, validate
@@ -123,7 +152,10 @@ def _bandit_gates(home: Path) -> None:
     console.print(table)
     _gate_table(run.results["gates"], "gates for the learned LinUCB")
     _, html = write_report(run.results, home / "reports" / "bandit")
-    console.print(f"validation report: {escape(str(html))}")
+    if behaviour_html:
+        text = html.read_text()
+        html.write_text(text.replace("</body>", behaviour_html + "</body>", 1))
+    console.print(f"validation report, with the policy's partial-dependence plots: {escape(str(html))}")
 
 
 def _closed_loop(home: Path, fast: bool, seed: int) -> None:

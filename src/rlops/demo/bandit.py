@@ -18,8 +18,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+import orjson
+import pyarrow as pa
 
 from rlops.client import Client
 from rlops.demo.keys import client_keys
@@ -29,6 +32,9 @@ from rlops.home import Home
 from rlops.scenarios import SyntheticBandit
 from rlops.scenarios.synthetic_bandit import ACTIONS
 from rlops.service.runner import ServiceProcess
+
+if TYPE_CHECKING:
+    from rlops.explain import DecisionExplanation
 
 LOGGING = "demo-logging"
 LEARNING = "demo"
@@ -84,6 +90,8 @@ class DemoResult:
     duplicates_detected: int
     dead_letters: int
     seconds: float
+    explanation: DecisionExplanation | None = None
+    behaviour_html: str = ""
 
 
 #: How the demo's canaries are judged (rlops.rollout.guardrails): a verdict within a few thousand decisions, so the
@@ -210,6 +218,7 @@ def run(home: Path, n: int = 10_000, seed: int = 0, progress: Progress | None = 
         lost = [{"decision_id": f"unknown-{i}", "fields": {"clicked": True}} for i in range(3)]
         engine.report_batch(lost)  # outcomes for decisions that never existed go to the dead-letter table
         engine.save_learned(LEARNING)
+        explanation, behaviour = _explain(engine, np.random.default_rng(seed))
         far_future = time.time_ns() // 1000 + 10**12  # judge every window as closed
         results = []
         for name, kind, joined in ((name, kind, engine.interactions(name, as_of_us=far_future))
@@ -220,4 +229,25 @@ def run(home: Path, n: int = 10_000, seed: int = 0, progress: Progress | None = 
                                         float(values.mean()), float(values[-len(values) // 4:].mean())))
         dead = engine.dead_letters().num_rows
     return DemoResult(layout.root, results, float(np.mean(optimum)), http, sent_http + sent_local,
-                      dup_http + dup_local, dead, time.perf_counter() - started)
+                      dup_http + dup_local, dead, time.perf_counter() - started, explanation, behaviour)
+
+
+def _explain(engine: Engine, rng: np.random.Generator) -> tuple[DecisionExplanation, str]:  # rng: sampling only
+    """Why LinUCB made its last decision (with the state it had learned, live in this engine), and how it behaves
+    over the logged contexts: feature importance and partial dependence, as an HTML section for the report."""
+    import pyarrow.compute as pc
+
+    from rlops.explain import explain_decision, score_function
+    from rlops.explain.global_explanation import explain_policy_globally
+
+    decisions = engine.log.read_decisions()
+    mine = decisions.filter(pc.equal(decisions["deployment"], LEARNING))
+    explanation = explain_decision(engine, str(mine["decision_id"][-1].as_py()))
+    policy = engine.policy(LEARNING, "production")
+    scores = score_function(policy)
+    picked = rng.choice(mine.num_rows, size=min(1000, mine.num_rows), replace=False)
+    contexts = [orjson.loads(c) for c in mine.take(pa.array(np.sort(picked)))["context"].to_pylist()]
+    behaviour = explain_policy_globally(scores, list(scores.actions), policy.schema, contexts, top_k=4,
+                                        score_label="expected click rate", seed=0,
+                                        title="How the learned LinUCB behaves over the users it served")
+    return explanation, behaviour.to_html()
