@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from rlops.errors import ConfigError, ConflictError, StorageError
+from rlops.files import fsync_dir
 
 ENV_VAR = "RLOPS_DATA_KEY"
 KEY_FILE = "data_key"
@@ -386,15 +387,6 @@ class KeyWatch:
 
 
 # ---- sealed files ----
-
-
-def fsync_dir(path: Path) -> None:
-    """Make renames inside ``path`` durable."""
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def is_sealed(head: bytes | memoryview) -> bool:

@@ -1,4 +1,5 @@
-"""Two file helpers every part needs: a file's SHA-256, and a write that a crash cannot leave half done.
+"""File helpers every part needs: a file's SHA-256, a write that a crash cannot leave half done, and making a
+folder's renames durable.
 
 Kept free of heavy imports (the edge runtime uses it).
 """
@@ -18,6 +19,15 @@ def sha256_file(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def fsync_dir(path: Path) -> None:
+    """Make renames, creations and deletions inside ``path`` durable (a power cut can otherwise undo them)."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def write_atomic(path: Path, data: bytes | str) -> None:

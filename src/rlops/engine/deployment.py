@@ -208,23 +208,13 @@ class DeploymentSpec(BaseModel):
         """The salt of the sticky split (default: the deployment's name)."""
         return self.name if self.salt is None else self.salt
 
-    @field_validator("window", mode="before")
+    @field_validator("window", "retention", mode="before")
     @classmethod
-    def _window_is_a_duration(cls, value: Any) -> Any:
+    def _a_duration(cls, value: Any) -> Any:
         if value is None:
             return None
         if isinstance(value, bool) or not isinstance(value, str | int | float):
-            raise ValueError(f"expected seconds or a duration like '30s', '15m', '1h', '7d', got {value!r}")
-        parse_duration(value)  # raises ValueError naming the rule
-        return value
-
-    @field_validator("retention", mode="before")
-    @classmethod
-    def _retention_is_a_duration(cls, value: Any) -> Any:
-        if value is None:
-            return None
-        if isinstance(value, bool) or not isinstance(value, str | int | float):
-            raise ValueError(f"expected seconds or a duration like '90d', '12h', got {value!r}")
+            raise ValueError(f"expected seconds or a duration like '30s', '15m', '1h', '90d', got {value!r}")
         parse_duration(value)  # raises ValueError naming the rule
         return value
 

@@ -30,20 +30,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rlops.events.ids import id_time_ms, looks_like_id
+from rlops.files import fsync_dir as fsync_dir  # re-exported: the event log's modules take it from here
 
 SEGMENT_SUFFIX = ".seg"
 NEW_SUFFIX = ".seg.new"
 PART_SUFFIX = ".parquet"
 TAIL_SUFFIX = ".tail"
-
-
-def fsync_dir(path: Path) -> None:
-    """Make renames, creations and deletions inside ``path`` durable (a power cut can otherwise undo them)."""
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def stem_time_ms(stem: str) -> int | None:

@@ -29,7 +29,6 @@ import json
 import os
 import re
 import secrets
-import stat
 import tempfile
 import time
 from collections.abc import Iterable, Iterator, Mapping
@@ -47,13 +46,12 @@ from sqlalchemy.exc import IntegrityError
 from rlops.errors import ConfigError, ConflictError, StorageError, ValidationError
 from rlops.home import Home
 from rlops.metadata import open_database
+from rlops.security.keyfiles import create_key_file, load_key
 
 ENV_VAR = "RLOPS_AUDIT_KEY"
 KEY_FILE = "audit_hmac"
 #: The ``prev_hash`` of the first entry.
 GENESIS = "0" * 64
-#: Shortest key accepted, in bytes (``secrets.token_hex(32)`` gives 64).
-MIN_KEY_BYTES = 32
 
 _ACTION = re.compile(r"^[a-z][a-z0-9_.-]{0,63}$")
 _HASH = re.compile(r"^[0-9a-f]{64}$")
@@ -221,27 +219,8 @@ def load_audit_key(keys_dir: Path, *, environ: Mapping[str, str] | None = None) 
         ConfigError: the key is too short, or the key file is readable by others.
         StorageError: the key file cannot be read.
     """
-    env = os.environ if environ is None else environ
-    text = env.get(ENV_VAR)
-    source = ENV_VAR
-    if not text:
-        path = keys_dir / KEY_FILE
-        if not path.exists():
-            return None
-        source = str(path)
-        try:
-            mode = path.stat().st_mode
-            if mode & (stat.S_IRWXG | stat.S_IRWXO):
-                raise ConfigError(f"{path}: the audit key is readable by others (mode {stat.S_IMODE(mode):o}); "
-                                  f"run 'chmod 600 {path}'")
-            text = path.read_text()
-        except OSError as e:
-            raise StorageError(f"{path}: cannot read the audit key: {e.strerror or e}") from e
-    key = text.strip().encode()
-    if len(key) < MIN_KEY_BYTES:
-        raise ConfigError(f"{source}: the audit key has {len(key)} bytes; use at least {MIN_KEY_BYTES} (e.g. "
-                          "python -c 'import secrets; print(secrets.token_hex(32))')")
-    return key
+    return load_key(keys_dir, env_var=ENV_VAR, file_name=KEY_FILE, what="the audit key", create=False,
+                    environ=environ)
 
 
 def create_audit_key(keys_dir: Path) -> Path:
@@ -256,16 +235,7 @@ def create_audit_key(keys_dir: Path) -> Path:
     """
     path = keys_dir / KEY_FILE
     try:
-        keys_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{KEY_FILE}.", dir=keys_dir)  # created 0600
-        try:
-            with os.fdopen(fd, "w") as f:
-                f.write(secrets.token_hex(32) + "\n")
-                f.flush()
-                os.fsync(f.fileno())
-            os.link(tmp, path)  # never replaces an existing key
-        finally:
-            os.unlink(tmp)
+        create_key_file(path, replace_existing_is_error=True)  # never replaces an existing key
     except FileExistsError as e:
         raise ConflictError(f"{path}: an audit key exists already; entries hashed with it need it to verify") from e
     except OSError as e:

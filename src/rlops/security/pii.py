@@ -14,24 +14,19 @@ old ones; nothing stored becomes unreadable.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import hmac
-import os
-import secrets
-import stat
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from rlops.errors import ConfigError, StorageError
+from rlops.errors import ConfigError
 from rlops.schema import Schema
 from rlops.schema.schema import PiiPolicy
+from rlops.security.keyfiles import load_key
 
 ENV_VAR = "RLOPS_PII_KEY"
 KEY_FILE = "pii_hmac"
-MIN_KEY_BYTES = 32
 TOKEN_PREFIX = "hmac:"
 
 
@@ -43,42 +38,11 @@ def load_pii_key(keys_dir: Path, *, environ: Mapping[str, str] | None = None, cr
         ConfigError: the key is shorter than 32 bytes, or its file is readable by others, or missing and not created.
         StorageError: the key file cannot be read or written.
     """
-    env = os.environ if environ is None else environ
-    text = env.get(ENV_VAR)
-    source = ENV_VAR
-    if not text:
-        path = keys_dir / KEY_FILE
-        source = str(path)
-        try:
-            if not path.exists():
-                if not create:
-                    raise ConfigError(f"{path}: no PII key (set ${ENV_VAR} or let rlops create the file)")
-                _create(keys_dir, path)
-            mode = path.stat().st_mode
-            if mode & (stat.S_IRWXG | stat.S_IRWXO):
-                raise ConfigError(f"{path}: the PII key is readable by others (mode {stat.S_IMODE(mode):o}); run "
-                                  f"'chmod 600 {path}'")
-            text = path.read_text()
-        except OSError as e:
-            raise StorageError(f"{path}: cannot read the PII key: {e.strerror or e}") from e
-    key = text.strip().encode()
-    if len(key) < MIN_KEY_BYTES:
-        raise ConfigError(f"{source}: the PII key has {len(key)} bytes; use at least {MIN_KEY_BYTES}")
+    key = load_key(keys_dir, env_var=ENV_VAR, file_name=KEY_FILE, what="the PII key", create=create,
+                   environ=environ)
+    if key is None:
+        raise ConfigError(f"{keys_dir / KEY_FILE}: no PII key (set ${ENV_VAR} or let rlops create the file)")
     return key
-
-
-def _create(keys_dir: Path, path: Path) -> None:
-    keys_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{KEY_FILE}.", dir=keys_dir)  # created 0600
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(secrets.token_hex(32) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        with contextlib.suppress(FileExistsError):  # never replace a key another process made meanwhile
-            os.link(tmp, path)
-    finally:
-        os.unlink(tmp)
 
 
 def pii_token(key: bytes, field: str, value: Any) -> str:

@@ -25,9 +25,7 @@ import hmac
 import logging
 import math
 import os
-import secrets
 import stat
-import tempfile
 import time
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -35,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from rlops.engine import DeploymentStore, Engine
-from rlops.errors import ConfigError, NotFoundError, RlopsError, StorageError, ValidationError
+from rlops.errors import NotFoundError, RlopsError, StorageError, ValidationError
 from rlops.events.erasure import check_unit_id, erase_unit_records, unit_needles
 from rlops.events.layout import Layout, Snapshot
 from rlops.events.log import EventLog
@@ -43,13 +41,14 @@ from rlops.events.retention import expire_records
 from rlops.events.rewrite import HeldSegment, Progress, Removal
 from rlops.home import Home
 from rlops.security.audit import AuditAction, AuditLog
+from rlops.security.keyfiles import load_key
 
 log = logging.getLogger("rlops.privacy")
 
 ENV_VAR = "RLOPS_ERASURE_KEY"
 KEY_FILE = "erasure_hmac"
 #: Shortest erasure key accepted, bytes.
-MIN_KEY_BYTES = 32
+
 #: Unit ids shorter than this (UTF-8 bytes) are not searched for byte by byte: they would match unrelated bytes.
 MIN_SCAN_BYTES = 4
 _SCAN_CHUNK = 1 << 20
@@ -69,39 +68,10 @@ def erasure_key(keys_dir: Path, *, environ: Mapping[str, str] | None = None) -> 
         ConfigError: the key is shorter than :data:`MIN_KEY_BYTES`, or its file is readable by others.
         StorageError: the key file cannot be read or created.
     """
-    env = os.environ if environ is None else environ
-    text, source = env.get(ENV_VAR), ENV_VAR
-    path = keys_dir / KEY_FILE
-    if not text:
-        source = str(path)
-        try:
-            if not path.exists():
-                _create_key(path)
-            mode = path.stat().st_mode
-            if mode & (stat.S_IRWXG | stat.S_IRWXO):
-                raise ConfigError(f"{path}: the erasure key is readable by others (mode {stat.S_IMODE(mode):o}); "
-                                  f"run 'chmod 600 {path}'")
-            text = path.read_text()
-        except OSError as e:
-            raise StorageError(f"{path}: cannot read the erasure key: {e.strerror or e}") from e
-    key = text.strip().encode()
-    if len(key) < MIN_KEY_BYTES:
-        raise ConfigError(f"{source}: the erasure key has {len(key)} bytes; use at least {MIN_KEY_BYTES}")
+    key = load_key(keys_dir, env_var=ENV_VAR, file_name=KEY_FILE, what="the erasure key", create=True,
+                   environ=environ)
+    assert key is not None  # created when missing
     return key
-
-
-def _create_key(path: Path) -> None:
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)  # created 0600
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(secrets.token_hex(32) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        with contextlib.suppress(FileExistsError):  # another process created it first: use that one
-            os.link(tmp, path)
-    finally:
-        os.unlink(tmp)
 
 
 def unit_ref(home: Home, unit_id: str, *, environ: Mapping[str, str] | None = None) -> str:
