@@ -173,7 +173,7 @@ def test_pii_fields_of_edge_decisions_are_dropped_or_hashed_on_ingest(edge_log: 
     from rlops.events import ingest as ingest_module
     from rlops.security.pii import load_pii_key, pii_token
 
-    home, log, ids = edge_log
+    home, log, _ = edge_log
     lines = [json.loads(line) for line in log.read_text().splitlines()]
     for line in lines:
         n = len(line["decision_id"])
