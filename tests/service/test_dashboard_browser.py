@@ -1,6 +1,6 @@
 """The dashboard page in headless Chromium against a real server over a home folder with real data: every panel
-renders data, nothing is logged as an error, no request leaves 127.0.0.1, and a screenshot is kept in
-``test-artifacts/dashboard.png``.
+renders data, the behaviour panel shows its charts when asked (and says why not to a viewer key), nothing else is
+logged as an error, no request leaves 127.0.0.1, and a screenshot is kept in ``test-artifacts/dashboard.png``.
 
 Chromium is Debian's (``/usr/bin/chromium``; ``make test`` installs it), driven by Playwright's Python package; no
 browser is downloaded.
@@ -50,6 +50,7 @@ def test_dashboard_page_in_chromium(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     messages: list[str] = []
     requests: list[str] = []
     viewer = make_key(scenario.home, "viewer")
+    analyst = make_key(scenario.home, "analyst")
     with BackgroundServer(ServiceSettings(home=scenario.home, port=0)) as url, playwright.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
         try:
@@ -67,7 +68,8 @@ def test_dashboard_page_in_chromium(tmp_path: Path, monkeypatch: pytest.MonkeyPa
             page.fill("#apikey", viewer)
             page.click("#signin button")
             page.wait_for_selector("body[data-loaded=true]", timeout=20_000)
-            for panel in ("deployments", "rewards", "comparison", "drift", "actions", "alerts", "reports", "cards"):
+            for panel in ("deployments", "rewards", "comparison", "drift", "actions", "alerts", "reports", "cards",
+                          "behaviour"):
                 page.wait_for_selector(f"#{panel} .body[data-state=ready]", timeout=5_000)
 
             deployments = page.inner_text("#deployments").lower()
@@ -97,15 +99,41 @@ def test_dashboard_page_in_chromium(tmp_path: Path, monkeypatch: pytest.MonkeyPa
             cards = page.inner_text("#cards")
             assert "Stage history" in cards and "canary held" in cards and "click@1" in cards
             # Accessible structure: one h1, a heading per panel, header cells in every table.
-            assert page.locator("h1").count() == 1 and page.locator("main section h2").count() == 8
+            assert page.locator("h1").count() == 1 and page.locator("main section h2").count() == 9
             assert page.locator("table:not(:has(th))").count() == 0
+
+            # Behaviour: nothing is computed until asked; a viewer key is told what it lacks.
+            assert "choose a deployment" in page.inner_text("#behaviour")
+            with page.expect_response(lambda r: "v1/dashboard?deployment=news" in r.url) as refreshed:
+                page.select_option("#deployment", "news")
+            refreshed.value.finished()  # the refresh the choice starts is not cut short by what follows
+            page.click("#behaviour-show")
+            page.wait_for_selector("#behaviour .body[data-state=error]", timeout=10_000)
+            assert "needs read_probabilities" in page.inner_text("#behaviour")
+            # An analyst key (its probabilities permission covers the policy's scores) sees the charts as images.
+            page.evaluate("key => sessionStorage.setItem('rlops.apikey', key)", analyst)
+            page.reload(wait_until="load")
+            page.wait_for_selector("body[data-loaded=true]", timeout=20_000)
+            with page.expect_response(lambda r: "v1/dashboard?deployment=news" in r.url) as refreshed:
+                page.select_option("#deployment", "news")
+            refreshed.value.finished()  # the refresh the choice starts is not cut short by what follows
+            page.click("#behaviour-show")
+            page.wait_for_selector("#behaviour .body[data-state=ready] img.plot", timeout=30_000)
+            images = page.eval_on_selector_all(
+                "#behaviour img.plot", "imgs => imgs.map(i => [i.complete && i.naturalWidth > 0, i.alt, "
+                "i.src.slice(0, 26)])")
+            assert len(images) >= 3 and all(ok and alt for ok, alt, _ in images), images
+            assert {src for _, _, src in images} == {"data:image/svg+xml;base64,"}
+            assert page.locator("#behaviour table tbody tr").count() == 5  # one row per feature of the schema
+            assert page.locator("#behaviour h3").count() >= 2  # the importance, then a partial dependence or more
 
             ARTIFACTS.mkdir(exist_ok=True)
             page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
         finally:
             browser.close()
-    refused = [m for m in messages if "status of 401" in m]
-    assert len(refused) == 1, messages  # the wrong key, which the browser reports on the console
+    refused = [m for m in messages if "status of 401" in m or "status of 403" in m]
+    # the wrong key and the viewer's behaviour request, which the browser reports on the console
+    assert len(refused) == 2, messages
     assert not [m for m in messages if m.startswith(("error", "pageerror", "requestfailed")) and m not in refused], \
         messages
     outside = [u for u in requests if urlsplit(u).hostname != "127.0.0.1"]

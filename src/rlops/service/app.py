@@ -373,7 +373,7 @@ def create_app(settings: ServiceSettings, *, hooks: Sequence[Hook] = ()) -> Fast
         return ApplyResponse(name=result.name, revision=result.revision, created=result.created,
                              policy_version=result.policy_version)
 
-    install_dashboard(app, read=requires(P.READ_METRICS), public=PUBLIC)
+    install_dashboard(app, read=requires(P.READ_METRICS), public=PUBLIC, behaviour=requires(P.READ_PROBABILITIES))
 
     @app.post("/v1/admin/deployments/{deployment}/check", response_model=CheckOut, responses=admin_errors,
               dependencies=[requires(P.ROLLOUT)])

@@ -1,4 +1,5 @@
-// The rlops monitoring page: reads v1/dashboard every 10 s and draws its panels (tables, and charts as SVG).
+// The rlops monitoring page: reads v1/dashboard every 10 s and draws its panels (tables, and charts as SVG); a
+// deployment's behaviour (v1/deployments/NAME/behaviour) only when the reader presses that panel's button.
 // Hand-written, no third-party code; text always goes in through textContent, never as HTML.
 "use strict";
 
@@ -469,6 +470,7 @@
     deploymentSelect.replaceChildren(el("option", { value: "" }, "all deployments"),
       ...names.map((n) => el("option", { value: n }, n)));
     deploymentSelect.value = names.includes(chosen) ? chosen : "";
+    if (deploymentSelect.value !== chosen) behaviourPrompt();
   }
 
   async function refresh() {
@@ -516,7 +518,111 @@
     timer = setTimeout(refresh, REFRESH_MS);
   }
 
+  // ---- behaviour: computed on the server when the reader asks (a button), never on the 10-second refresh --------
+
+  const behaviourButton = document.getElementById("behaviour-show");
+  let behaviourAsked = 0;  // bumped by every request and every change of deployment: older answers are dropped
+
+  function svgImage(text, alt) {
+    // A chart the server drew, shown as an <img> from a data: URL: the CSP allows data: images, and an image's
+    // SVG runs no script and cannot touch this page.
+    const bytes = new TextEncoder().encode(text);
+    let binary = "";
+    for (let i = 0; i < bytes.length; i += 0x8000) binary += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000));
+    return el("img", { class: "plot", src: "data:image/svg+xml;base64," + btoa(binary), alt: alt });
+  }
+
+  function behaviourPrompt() {
+    behaviourAsked += 1;
+    const name = deploymentSelect.value;
+    behaviourButton.disabled = !name;
+    behaviourButton.textContent = name ? `Show the behaviour of ${name}` : "Show behaviour";
+    fill("behaviour", empty(name ? "press the button to compute it (kept on the server for a minute)"
+      : "choose a deployment in the selector above, then press the button"));
+  }
+
+  function behaviourError(text) {
+    const body = panel("behaviour");
+    body.replaceChildren(el("p", { class: "error", role: "alert" }, text));
+    body.setAttribute("aria-busy", "false");
+    body.dataset.state = "error";
+  }
+
+  function renderBehaviour(b) {
+    const label = b.score_label;
+    const imp = b.importance;
+    const nodes = [el("p", {}, `${b.policy_version}: ${label} (${b.score_description}) over ${count(b.rows)} recent contexts` +
+      (b.skipped_rows ? ` (${count(b.skipped_rows)} more did not fit its schema)` : "") +
+      `; computed ${when(b.computed_at_us)}. Chosen actions: ` +
+      imp.actions.map((a, i) => `${a} ${pct(imp.action_share[i])}`).join(", ") + ".")];
+    nodes.push(el("h3", {}, "Feature importance"));
+    if (b.importance_svg) {
+      nodes.push(svgImage(b.importance_svg, `Feature importance of ${b.policy_version}, most important first, as the share ` +
+        "of decisions changed when the feature is shuffled: " + imp.features.map((f) => `${f.feature} ${pct(f.permutation)}`).join(", ")));
+    }
+    nodes.push(table(["feature", "decisions changed when shuffled", "± sd", `mean change of the chosen action's ${label}`],
+      imp.features.map((f) => [f.feature, pct(f.permutation), pct(f.permutation_std), num(f.score_shift)]), [1, 2, 3]));
+    for (const d of b.dependence) {
+      nodes.push(el("h3", {}, d.feature));
+      const last = d.pd.length - 1;
+      const ends = d.actions.map((a, k) => `${a} ${num(d.pd[0][k])} at ${d.grid[0]} to ${num(d.pd[last][k])} at ${d.grid[last]}`);
+      const plots = [];
+      if (d.pdp_svg) {
+        plots.push(el("div", {}, svgImage(d.pdp_svg, `Partial dependence of each action's ${label} on ${d.feature}, over ` +
+          `${d.n_ice} single contexts' curves (ICE): ${ends.join("; ")}`)));
+      }
+      if (d.decisions_svg) {
+        plots.push(el("div", {}, svgImage(d.decisions_svg, `Share of the decisions going to each action as ${d.feature} varies`)));
+      }
+      nodes.push(plots.length ? el("div", { class: "plots" }, plots) : empty("nothing to plot"));
+    }
+    for (const [name, reason] of Object.entries(b.skipped_features)) nodes.push(el("p", { class: "empty" }, `${name}: ${reason}`));
+    fill("behaviour", nodes);
+  }
+
+  async function showBehaviour() {
+    const name = deploymentSelect.value;
+    const key = sessionStorage.getItem(KEY_ITEM);
+    if (!name) return;
+    if (!key) {
+      signin.hidden = false;
+      behaviourError("enter an API key first");
+      return;
+    }
+    const asked = ++behaviourAsked;
+    const body = panel("behaviour");
+    body.replaceChildren(empty(`computing the behaviour of ${name}…`));
+    body.setAttribute("aria-busy", "true");
+    body.dataset.state = "loading";
+    behaviourButton.disabled = true;
+    try {
+      const response = await fetch(`v1/deployments/${encodeURIComponent(name)}/behaviour`, {
+        headers: { Accept: "application/json", Authorization: `Bearer ${key}` }, cache: "no-store" });
+      const data = await response.json().catch(() => ({}));
+      if (asked !== behaviourAsked) return;
+      const message = (data.error && data.error.message) || response.statusText;
+      if (response.ok) {
+        renderBehaviour(data);
+      } else if (response.status === 401) {
+        sessionStorage.removeItem(KEY_ITEM);
+        signin.hidden = false;
+        behaviourError("that API key was not accepted; enter another");
+      } else if (response.status === 403) {
+        behaviourError(`This key may not see the behaviour: it needs read_probabilities on ${name}. ${message}`);
+      } else {
+        behaviourError(`No behaviour to show for ${name} (${response.status}): ${message}`);
+      }
+    } catch (err) {
+      if (asked === behaviourAsked) behaviourError(`could not load the behaviour of ${name}: ${err.message}`);
+    } finally {
+      if (asked === behaviourAsked) behaviourButton.disabled = !deploymentSelect.value;
+    }
+  }
+
+  behaviourButton.addEventListener("click", showBehaviour);
+  deploymentSelect.addEventListener("change", behaviourPrompt);
   deploymentSelect.addEventListener("change", refresh);
   windowSelect.addEventListener("change", refresh);
+  behaviourPrompt();
   refresh();
 })();
