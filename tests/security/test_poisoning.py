@@ -192,7 +192,9 @@ def test_outcomes_for_unknown_decisions_never_count_later(tmp_path: Path) -> Non
     with engine:
         later = new_id()
         [result] = engine.report_batch([{"decision_id": later, "fields": {"clicked": True}}], key_id="scoped")
-        assert result.status is OutcomeStatus.QUARANTINED
+        assert result.status is OutcomeStatus.DEAD_LETTER and result.reason == "unknown decision"
+        assert engine.log.read_outcomes()["quarantine"].to_pylist() == [
+            "quarantined: the decision was unknown when the outcome was reported"]
         context = engine.spec("news").schema_.validate_context(world.sample_contexts(1, np.random.default_rng(5))[0])
         engine.log.append([DecisionRecord(later, engine_now(), "news", "news@r1", Mode.SERVED, "u", context,
                                           list(ACTIONS), "news", 0, 0.2)])

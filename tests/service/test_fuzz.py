@@ -13,6 +13,11 @@ from typing import Any
 
 import pytest
 import schemathesis
+
+# Imported at collection, not on first use: pytest rewrites schemathesis' modules (it is a pytest plugin) with
+# ast.parse, which CPython 3.11 fails with a SystemError when an earlier test in the same thread has hit a
+# RecursionError (e.g. the reward expressions' nesting limits).
+import schemathesis.specs.openapi.schemas
 from hypothesis import HealthCheck, given, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 

@@ -895,7 +895,8 @@ class Engine:
             if i in results:
                 continue
             results[i] = self._classify(decision_id, clean, key, when)
-            if held[i] is not None and results[i].status is not OutcomeStatus.DUPLICATE:
+            # A dead letter stays one (an unknown decision's outcome is also stored quarantined: see _judge).
+            if held[i] is not None and results[i].status is OutcomeStatus.ACCEPTED:
                 results[i] = dataclasses.replace(results[i], status=OutcomeStatus.QUARANTINED, reason=held[i])
         return [results[i] for i in range(len(parsed))]
 

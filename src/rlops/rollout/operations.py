@@ -95,7 +95,11 @@ class Rollout:
             return
         ref = ModelRef.parse(source.version, "version", require_version=True)
         with Registry(self.engine.home) as registry:
-            failed = registry.failed_gates(ref.name, int(ref.version or 0))
+            try:
+                failed = registry.failed_gates(ref.name, int(ref.version or 0))
+            except NotFoundError:
+                return  # not registered: applying the spec says so, naming the field
+
         if failed:
             raise ConflictError(f"policy.version: {source.version} failed validation gates ({', '.join(failed)}); "
                                 "serving it needs an override with a reason (--override-gates; permission "
