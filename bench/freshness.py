@@ -5,7 +5,9 @@ every ``--interval`` seconds) serves an online LinUCB deployment whose event log
 decisions with outcomes. Each trial decides over HTTP, reports the outcome over HTTP, and then polls the arms
 endpoint until the production arm's learned count includes it: from then on every decision comes from the updated
 policy. Freshness is the time from the outcome's acknowledgement to that moment (a poll every 20 ms, so it is
-measured to about 20 ms).
+measured to about 20 ms). The service needs a key on every call: the bench makes a decider key (decide, report
+outcomes) and a viewer key (the arms endpoint) in the home, both scoped to the deployment. The polling stays far
+below the per-key rate limit, which is left at its default.
 
 The goal (issue 6) is <= 10 s. Freshness is bounded by the learning interval plus the time one learning pass
 takes; a pass reads only what the log gained since the last one, so it should not grow with the log: the bench
@@ -35,7 +37,9 @@ from rich.table import Table
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report import machine, machine_line, write_section
 from rlops.engine import DeploymentSpec, Engine
+from rlops.home import Home
 from rlops.scenarios import SyntheticBandit
+from rlops.security import KeyStore, Role, Scope
 from rlops.service.runner import ServiceProcess
 
 SECTION = "## Online-learning freshness (bench/freshness.py)"
@@ -60,26 +64,40 @@ def prepare(home: Path, prefill: int, interval: float) -> None:
                                  for d in decisions])
 
 
-def learned(client: httpx.Client) -> int:
-    return int(client.get("/v1/deployments/news/arms").json()[0]["learned"])
+def bench_keys(home: Path) -> tuple[str, str]:
+    """(decider, viewer): new keys for the ``news`` deployment, as ``Authorization`` header values."""
+    scope = Scope.parse(["deployment:news"])
+    with KeyStore.for_home(Home.resolve(home)) as keys:
+        _, decider = keys.create(Role.DECIDER, scope, name="bench/freshness.py decider", actor="bench")
+        _, viewer = keys.create(Role.VIEWER, scope, name="bench/freshness.py viewer", actor="bench")
+    return f"Bearer {decider}", f"Bearer {viewer}"
 
 
-def trials(url: str, n: int) -> list[float]:
+def learned(client: httpx.Client, viewer: str) -> int:
+    r = client.get("/v1/deployments/news/arms", headers={"authorization": viewer})
+    r.raise_for_status()
+    return int(r.json()[0]["learned"])
+
+
+def trials(url: str, n: int, decider: str, viewer: str) -> list[float]:
     world = SyntheticBandit(seed=1)
     rng = np.random.default_rng(1)
     out = []
     with httpx.Client(base_url=url, timeout=30) as client:
         deadline = time.monotonic() + 120
-        while learned(client) == 0 and time.monotonic() < deadline:  # the prefilled log is learned first
+        while learned(client, viewer) == 0 and time.monotonic() < deadline:  # the prefilled log is learned first
             time.sleep(0.1)
         for _ in range(n):
-            before = learned(client)
+            before = learned(client, viewer)
             context = world.sample_contexts(1, rng)[0]
-            d = client.post("/v1/deployments/news/decide", json={"context": context, "unit_id": "probe"}).json()
-            r = client.post("/v1/outcomes", json={"decision_id": d["decision_id"], "fields": {"clicked": True}})
+            d = client.post("/v1/deployments/news/decide", json={"context": context, "unit_id": "probe"},
+                            headers={"authorization": decider})
+            d.raise_for_status()
+            r = client.post("/v1/outcomes", json={"decision_id": d.json()["decision_id"], "fields": {"clicked": True}},
+                            headers={"authorization": decider})
             acknowledged = time.perf_counter()
             assert r.status_code == 200 and r.json()["accepted"] == 1, r.text
-            while learned(client) <= before:
+            while learned(client, viewer) <= before:
                 time.sleep(0.02)
             out.append(time.perf_counter() - acknowledged)
             time.sleep(float(rng.uniform(0, 1)))  # outcomes arrive at any phase of the learning cycle
@@ -100,8 +118,9 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             home = Path(tmp) / "home"
             prepare(home, size, args.interval)
+            decider, viewer = bench_keys(home)
             with ServiceProcess(home) as url:
-                times = trials(url, n)
+                times = trials(url, n, decider, viewer)
         rows.append((size, statistics.median(times), max(times), float(np.percentile(times, 95))))
     table = Table("prefilled decisions", "trials", "median s", "p95 s", "max s", "goal <= 10 s",
                   title=f"freshness, learning interval {args.interval:g} s")
@@ -120,7 +139,8 @@ def main() -> None:
         "Time from an outcome's acknowledgement (HTTP 200 from `/v1/outcomes`) to the moment the serving process's "
         "production arm has learned it, so that every later decision comes from the updated policy. One `rlops "
         f"serve` worker, supervisor tick 0.5 s, learning interval {args.interval:g} s, online LinUCB; outcomes "
-        "arrive at random phases of the learning cycle.", "",
+        "arrive at random phases of the learning cycle. Every call carries an API key (a decider key for decide "
+        "and outcomes, a viewer key for the arms endpoint).", "",
         *lines, "",
         "A learning pass reads only what the log gained since the last pass (`EventLog.read_since`) and joins it "
         "with the decisions still waiting for outcomes, so freshness is the learning interval plus a small pass, "

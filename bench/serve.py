@@ -6,8 +6,14 @@ with ``Box(20)`` observations and ``Discrete(8)`` actions, initialised and not t
 same). Every server loads the same ``model.zip``:
 
 - **rlops**: ``rlops serve --workers N`` (N = 1 and 2) over a deployment whose policy is that model wrapped as an
-  :class:`~rlops.policies.SB3Policy`; every decision is validated against the schema (20 float features, 8
-  discrete actions) and durably logged (fsync, the default) before it is answered; JSON access log on.
+  :class:`~rlops.policies.SB3Policy`; every request is authenticated (a decider key made in the bench's home,
+  sent as ``Authorization: Bearer``), every decision is validated against the schema (20 float features, 8
+  discrete actions) and durably logged (fsync, the default) before it is answered; JSON access log on. The
+  servers run with ``RLOPS_RATE_LIMIT=0``: the generator is one client with one key at thousands of requests/s,
+  which the per-key rate limit (default 500 req/s) would throttle, so rate limiting is not measured here;
+  authentication is (per request, once its key lookup is cached: one SHA-256 and a dict lookup). Each start gets
+  the home back as it was built, with an empty log: the service's monitor reads the whole log every 5 s, so a log
+  grown by the servers before would tax the later ones.
 - **fastapi**: ``bench/serve_peers/fastapi_sb3.py``: a FastAPI route calling ``model.predict(obs,
   deterministic=False)``, no logging, on uvicorn with 1 and 2 worker processes.
 - **ray**: ``bench/serve_peers/ray_sb3.py``: Ray Serve with 1 and 2 replicas, in a separate venv
@@ -16,7 +22,8 @@ same). Every server loads the same ``model.zip``:
 
 The load comes from a separate process (``bench/serve_peers/loadgen.py``): closed-loop HTTP/1.1 keep-alive
 connections with pre-encoded requests, at each concurrency for a warm-up and then a measured window. Every server
-gets the same body, ``{"unit_id": ..., "context": {"f0": ..., "f19": ...}}``. Servers run in rotation for several
+gets the same body, ``{"unit_id": ..., "context": {"f0": ..., "f19": ...}}``, and the same ``Authorization``
+header (the peers ignore it), so every server reads requests of the same size. Servers run in rotation for several
 rounds (the machine is shared) and the tables report medians.
 
 Run::
@@ -72,6 +79,9 @@ RAY_MAX_ONGOING = 64
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 FAMILIES = ("rlops", "fastapi", "ray", "floor")
 OPTIONAL_FAMILIES = ("uvloop",)
+#: The rlops servers' environment: the generator is one client (one key) at thousands of requests/s, which the
+#: per-key rate limit would throttle; limiting is not what this benchmark measures (authentication is).
+NO_RATE_LIMIT = {"RLOPS_RATE_LIMIT": "0"}
 
 console = Console()
 
@@ -104,8 +114,9 @@ def build_model(folder: Path) -> Path:
     return path
 
 
-def build_rlops_home(folder: Path, model_path: Path) -> Path:
-    """A home folder with one deployment serving the model as an SB3Policy (fsync on by default)."""
+def build_rlops_home(folder: Path, model_path: Path) -> tuple[Path, str]:
+    """A home folder with one deployment serving the model as an SB3Policy (fsync on by default), and a decider
+    key for that deployment (the plaintext, sent as ``Authorization: Bearer``)."""
     from stable_baselines3 import PPO
 
     from rlops.engine import DeploymentSpec, Engine
@@ -125,7 +136,34 @@ def build_rlops_home(folder: Path, model_path: Path) -> Path:
     home = folder / "home"
     with Engine(home) as engine:
         engine.apply(spec)
-    return home
+    key = decider_key(home)
+    shutil.copytree(home, pristine(home))
+    return home, key
+
+
+def pristine(home: Path) -> Path:
+    return home.with_name(f"{home.name}-pristine")
+
+
+def fresh_home(home: Path) -> None:
+    """Put ``home`` back as :func:`build_rlops_home` left it (deployment, key, empty log) before a server starts.
+
+    The service's monitor reads the whole event log every few seconds: on a log grown by the servers that ran
+    before, a later rlops server would pay more CPU than an earlier one. Every start gets the same empty log.
+    """
+    shutil.rmtree(home, ignore_errors=True)
+    shutil.copytree(pristine(home), home)
+
+
+def decider_key(home: Path) -> str:
+    """A new decider key scoped to the benchmark's deployment (the service refuses unauthenticated decisions)."""
+    from rlops.home import Home
+    from rlops.security import KeyStore, Role, Scope
+
+    with KeyStore.for_home(Home.resolve(home)) as keys:
+        _, secret = keys.create(Role.DECIDER, Scope.parse([f"deployment:{DEPLOYMENT}"]), name="bench/serve.py",
+                                actor="bench")
+    return secret
 
 
 # ---- the Ray venv ---------------------------------------------------------------------------------------------------
@@ -167,6 +205,7 @@ class ServerKind:
     path: str
     command: Callable[[int, Path], list[str]]
     env: dict[str, str] = field(default_factory=dict)
+    home: Path | None = None  # the rlops home it serves: put back to its pristine state before each start
 
 
 def server_kinds(home: Path, model: Path, scratch: Path) -> list[ServerKind]:
@@ -179,7 +218,8 @@ def server_kinds(home: Path, model: Path, scratch: Path) -> list[ServerKind]:
             f"rlops serve, {workers} worker{'s' * (workers > 1)}", "rlops", workers,
             f"/v1/deployments/{DEPLOYMENT}/decide",
             lambda port, _, w=workers: [py, "-m", "rlops", "serve", "--home", str(home), "--port", str(port),
-                                        "--workers", str(w)]))
+                                        "--workers", str(w)],
+            env=NO_RATE_LIMIT, home=home))
     for workers in (1, 2):
         kinds.append(ServerKind(
             f"FastAPI + SB3, {workers} worker{'s' * (workers > 1)}", "fastapi", workers, "/decide",
@@ -202,7 +242,7 @@ def server_kinds(home: Path, model: Path, scratch: Path) -> list[ServerKind]:
     kinds.append(ServerKind(
         "rlops serve, 1 worker, uvloop + httptools", "uvloop", 1, f"/v1/deployments/{DEPLOYMENT}/decide",
         lambda port, _: [str(RAY_PYTHON), "-m", "rlops", "serve", "--home", str(home), "--port", str(port)],
-        env=fast_env))
+        env={**fast_env, **NO_RATE_LIMIT}, home=home))
     kinds.append(ServerKind(
         "FastAPI + SB3, 1 worker, uvloop + httptools", "uvloop", 1, "/decide",
         lambda port, _: [*fast_uvicorn, "--port", str(port), "fastapi_sb3:app"],
@@ -219,15 +259,21 @@ def project_site_packages() -> str:
 
 
 class Running:
-    """A started server: its process (the leader of its own session), URL and log file."""
+    """A started server: its process (the leader of its own session), URL and log file.
 
-    def __init__(self, kind: ServerKind, logs: Path) -> None:
+    ``api_key`` goes with every request as ``Authorization: Bearer`` (to the peers too, which ignore it).
+    """
+
+    def __init__(self, kind: ServerKind, logs: Path, api_key: str) -> None:
         self.kind = kind
+        self.api_key = api_key
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}{kind.path}"
         # Ray keeps sockets in its session folder: a short path under /tmp, one per start.
         self.run_dir = Path(f"/tmp/rlops-bench-ray-{os.getpid()}-{self.port}")
         self.log_path = logs / f"{kind.family}-{kind.processes}-{self.port}.log"
+        if kind.home is not None:
+            fresh_home(kind.home)
         env = {**os.environ, **kind.env}
         with self.log_path.open("wb") as log:  # a file, never a pipe nobody reads
             self.proc = subprocess.Popen(kind.command(self.port, self.run_dir), stdout=log, stderr=log, env=env,
@@ -238,7 +284,8 @@ class Running:
         deadline = time.monotonic() + timeout
         while True:
             try:
-                r = httpx.post(self.url, content=body, headers={"content-type": "application/json"}, timeout=5.0)
+                r = httpx.post(self.url, content=body, timeout=5.0, headers={
+                    "content-type": "application/json", "authorization": f"Bearer {self.api_key}"})
                 if r.status_code == 200:
                     return
             except httpx.TransportError:
@@ -306,7 +353,8 @@ def run_load(server: Running, concurrency: int, warmup: float, seconds: float) -
     """Load ``server`` from a separate process; also read the server's and the machine's CPU over the window."""
     gen = subprocess.Popen([generator_python(), str(PEERS / "loadgen.py"), "--url", server.url, "--concurrency",
                             str(concurrency), "--warmup", str(warmup), "--seconds", str(seconds)],
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           env={**os.environ, "RLOPS_API_KEY": server.api_key})  # not on its command line
     assert gen.stdout is not None
     readings: list[tuple[float, float, float]] = []
     result: dict[str, Any] | None = None
@@ -429,9 +477,16 @@ def markdown(cells: dict[tuple[str, int], Cell], facts: dict[str, str], args: ar
         machine_line(facts), "",
         "Same SB3 PPO MLP policy (64x64, 20 float features, 8 discrete actions) behind every server; load from a "
         "separate process over keep-alive HTTP/1.1 connections (one request in flight per connection: "
-        "concurrency = connections). rlops: `rlops serve` with durable logging (fsync), schema validation and its "
-        "JSON access log. FastAPI: a hand-written route calling `model.predict(obs, deterministic=False)`, no "
-        "logging. Ray Serve: an `async def __call__` deployment calling `model.predict`, "
+        "concurrency = connections). Every request carries the same `Authorization: Bearer` header (a decider key "
+        "made in the bench's home; the peers ignore it), so every server reads requests of the same size. rlops: "
+        "`rlops serve` with authentication (the key's lookup is cached for 2 s, so per request one SHA-256 and a "
+        "dict lookup), durable logging (fsync), schema validation and its JSON access log, started with "
+        "`RLOPS_RATE_LIMIT=0`: the generator is one client with one key at thousands of requests/s, which the "
+        "per-key rate limit (default 500 req/s) would throttle, so rate limiting is not measured here; every start "
+        "gets the home back with an empty log (the service's monitor reads the whole log every 5 s, so a log grown "
+        "by the servers before would tax the later ones). FastAPI: "
+        "a hand-written route calling `model.predict(obs, deterministic=False)`, no logging. Ray Serve: an "
+        "`async def __call__` deployment calling `model.predict`, "
         f"`max_ongoing_requests={RAY_MAX_ONGOING}` per replica (default 5), otherwise Ray's defaults. Floor: a bare "
         "ASGI app answering a constant, uvicorn, one process. Ratios pair each server with the Ray Serve "
         "configuration of the same process count (1 worker with 1 replica, 2 with 2) at the same concurrency. "
@@ -476,6 +531,8 @@ CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("rest of Engine.decide (ids, records, decision index)", ("Engine.decide_batch ", "Engine.decide ")),
     ("access log line (JSON formatter, stderr)", ("Logger.info ", "Logger._log ", "JSONFormatter.")),
     ("metrics (Prometheus client)", ("ServiceMetrics.", "prometheus_client/")),
+    ("authentication (Guard: cached key lookup, rate limit, permission)", ("Guard.__call__ ",
+                                                                           "Authenticator.authenticate ")),
     ("response: pydantic model and JSON", ("serialize_response ", "DecideResponse.of ", "TypeAdapter.dump_json ",
                                            "JSONResponse.", "_prepare_response_content ")),
     ("request: body read, JSON, pydantic validation", ("solve_dependencies ", "Request.json ", "Request.body ",
@@ -533,7 +590,7 @@ def _short(frame: str) -> str:
     return f"{name} ({where})"
 
 
-def profile_server(family: str, home: Path, model: Path, logs: Path, body: bytes, concurrency: int,
+def profile_server(family: str, home: Path, model: Path, logs: Path, body: bytes, api_key: str, concurrency: int,
                    seconds: float, out: Path) -> list[str]:
     """Run one server (its 1-process configuration) under py-spy while the generator loads it; summarize.
 
@@ -541,7 +598,7 @@ def profile_server(family: str, home: Path, model: Path, logs: Path, body: bytes
     throughput. Sampling pauses the process (py-spy's default, for consistent stacks), so it runs slower.
     """
     kind = next(k for k in server_kinds(home, model, logs) if k.family == family and k.processes == 1)
-    server = Running(kind, logs)
+    server = Running(kind, logs, api_key)
     try:
         server.wait_ready(body)
         server.warm()
@@ -563,13 +620,16 @@ def profile_server(family: str, home: Path, model: Path, logs: Path, body: bytes
 
 # ---- main -----------------------------------------------------------------------------------------------------------
 
-def inprocess_costs(home: Path, model_path: Path, calls: int = 2000) -> list[str]:
+def inprocess_costs(home: Path, model_path: Path, api_key: str, calls: int = 2000) -> list[str]:
     """Median cost of each piece of the request path measured in this process, no HTTP (microseconds)."""
     import numpy as np
     from stable_baselines3 import PPO
 
     from rlops.engine import Engine
+    from rlops.home import Home
     from rlops.policies import PolicyInput, load_policy
+    from rlops.security import KeyStore
+    from rlops.service.auth import Authenticator
 
     sys.path.insert(0, str(PEERS))
     from loadgen import request_bodies
@@ -590,6 +650,15 @@ def inprocess_costs(home: Path, model_path: Path, calls: int = 2000) -> list[str
     obs = [np.array([c[f] for f in FEATURES], dtype=np.float32) for c in contexts]
     predict_us = median_us(lambda i: model.predict(obs[i % 256], deterministic=False), calls)
     out = [f"SB3 model.predict(obs, deterministic=False): {predict_us:,.0f}"]
+    authenticator = Authenticator(KeyStore.for_home(Home.resolve(home)))
+    try:
+        header = f"Bearer {api_key}"
+        uncached = median_us(lambda i: authenticator.keys.authenticate(api_key), 200)
+        cached = median_us(lambda i: authenticator.authenticate(header), calls)
+    finally:
+        authenticator.close()
+    out.append(f"Authenticator.authenticate, key cached (one SHA-256, a dict lookup): {cached:,.1f}")
+    out.append(f"KeyStore.authenticate (the lookup behind the cache, once per key per 2 s): {uncached:,.0f}")
     with Engine(home, fsync=False) as engine:
         schema = engine.spec(DEPLOYMENT).schema_  # loads the deployment
         policy = load_policy(SCRATCH / "policy")
@@ -605,14 +674,14 @@ def inprocess_costs(home: Path, model_path: Path, calls: int = 2000) -> list[str
     return ["In-process medians, microseconds per call (no HTTP):", *[f"  {line}" for line in out]]
 
 
-def profile(args: argparse.Namespace, home: Path, model: Path, logs: Path, body: bytes) -> None:
+def profile(args: argparse.Namespace, home: Path, model: Path, logs: Path, body: bytes, api_key: str) -> None:
     """py-spy profiles of rlops serve and of the FastAPI peer (one process each) at the highest concurrency."""
-    for line in inprocess_costs(home, model):
+    for line in inprocess_costs(home, model, api_key):
         console.print(line, highlight=False)
     console.print()
     concurrency = max(int(c) for c in args.concurrency.split(","))
     for family in ("rlops", "fastapi"):
-        for line in profile_server(family, home, model, logs, body, concurrency, args.seconds + args.warmup,
+        for line in profile_server(family, home, model, logs, body, api_key, concurrency, args.seconds + args.warmup,
                                    SCRATCH / "profile"):
             console.print(line, highlight=False)
         console.print()
@@ -652,12 +721,12 @@ def main() -> None:
     logs = SCRATCH / "logs"
     logs.mkdir(parents=True)
     model = build_model(SCRATCH)
-    home = build_rlops_home(SCRATCH, model)
+    home, api_key = build_rlops_home(SCRATCH, model)
     body = first_body()
     console.print(f"load generator: {generator_python()} {PEERS / 'loadgen.py'}")
 
     if args.profile_only:
-        profile(args, home, model, logs, body)
+        profile(args, home, model, logs, body, api_key)
         return
 
     kinds = [k for k in server_kinds(home, model, SCRATCH) if k.family in families]
@@ -665,7 +734,7 @@ def main() -> None:
     for rnd in range(args.rounds):
         shift = rnd % len(kinds)
         for kind in kinds[shift:] + kinds[:shift]:  # a different server goes first each round
-            server = Running(kind, logs)
+            server = Running(kind, logs, api_key)
             try:
                 server.wait_ready(body)
                 server.warm()
@@ -685,7 +754,7 @@ def main() -> None:
     (SCRATCH / "results.json").write_text(json.dumps({"meta": meta, "cells": [
         {"server": c.server.name, "concurrency": c.concurrency, "runs": c.runs} for c in cells.values()]}, indent=1))
     if args.profile:
-        profile(args, home, model, logs, body)
+        profile(args, home, model, logs, body, api_key)
     report(meta, cells, write_docs=not args.no_docs)
 
 

@@ -6,7 +6,10 @@ the status line, ``Content-Length`` or chunked framing. Only the standard librar
 importable), so any interpreter can run it.
 
 Every request is the same kind of body, ``{"unit_id": "u-<k>", "context": {"f0": x0, ..., "f19": x19}}`` with
-floats in [-1, 1] from a fixed seed, so every server sees the same byte stream.
+floats in [-1, 1] from a fixed seed, so every server sees the same byte stream. With ``$RLOPS_API_KEY`` set (as
+for the rlops client), every request also carries ``Authorization: Bearer $RLOPS_API_KEY``: ``rlops serve`` needs
+it, and servers that do not check it still read the same bytes. (An environment variable, not an option, so that
+the key does not show in the process list.)
 
 Prints ``window start`` and ``window end`` lines when the measured window opens and closes, then one JSON
 object: completed requests and throughput over the measured window (after the warm-up), latency
@@ -15,6 +18,7 @@ percentiles of the requests completed in that window, errors by kind, and the ge
 Run::
 
     python bench/serve_peers/loadgen.py --url http://127.0.0.1:8000/decide --concurrency 8 --seconds 10
+    RLOPS_API_KEY=rlk_... python bench/serve_peers/loadgen.py --url http://127.0.0.1:8000/v1/deployments/bench/decide
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import resource
 import sys
@@ -43,8 +48,10 @@ def request_bodies(n: int = DISTINCT_BODIES, seed: int = 0) -> list[bytes]:
     return out
 
 
-def encode_requests(host: str, port: int, path: str, bodies: list[bytes]) -> list[bytes]:
-    head = (f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
+def encode_requests(host: str, port: int, path: str, bodies: list[bytes], api_key: str | None = None) -> list[bytes]:
+    """Whole HTTP/1.1 requests, one per body; with ``api_key``, each carries ``Authorization: Bearer <api_key>``."""
+    auth = "" if api_key is None else f"Authorization: Bearer {api_key}\r\n"
+    head = (f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n{auth}"
             "Connection: keep-alive\r\nContent-Length: ")
     return [head.encode() + str(len(b)).encode() + b"\r\n\r\n" + b for b in bodies]
 
@@ -150,10 +157,11 @@ class Connection(asyncio.Protocol):
             self.done.set_result(None)
 
 
-async def run(url: str, concurrency: int, warmup: float, seconds: float) -> dict[str, object]:
+async def run(url: str, concurrency: int, warmup: float, seconds: float,
+              api_key: str | None = None) -> dict[str, object]:
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
-    requests = encode_requests(host, port, parts.path or "/", request_bodies())
+    requests = encode_requests(host, port, parts.path or "/", request_bodies(), api_key)
     stats = Stats()
     loop = asyncio.get_running_loop()
     conns: list[tuple[Connection, asyncio.Future[None]]] = []
@@ -221,7 +229,8 @@ def main() -> None:
             pass
         else:
             asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-    result = asyncio.run(run(args.url, args.concurrency, args.warmup, args.seconds))
+    result = asyncio.run(run(args.url, args.concurrency, args.warmup, args.seconds,
+                             os.environ.get("RLOPS_API_KEY") or None))
     json.dump(result, sys.stdout)
     sys.stdout.write("\n")
 
