@@ -101,7 +101,7 @@ def _error(status: int, rule: str, field: str | None = None) -> JSONResponse:
     return JSONResponse(status_code=status, content={"error": {"field": field, "rule": rule, "message": message}})
 
 
-def get_engine(request: Request) -> Engine:
+async def get_engine(request: Request) -> Engine:
     engine: Engine = request.app.state.engine
     return engine
 
