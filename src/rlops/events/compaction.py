@@ -3,8 +3,9 @@
 For each segment the compactor can lock (``flock(LOCK_EX | LOCK_NB)``: its writer sealed it or died):
 
 1. read it up to the last good frame;
-2. write the decisions part to a temporary file, fsync it, rename it into place, fsync the folder;
-3. the same for the outcomes part; its rename is the commit point (see :mod:`rlops.events.layout`);
+2. write the decisions part whole (locally: a temporary file, fsync, rename, fsync of the folder; on an object
+   store: one atomic put; see :mod:`rlops.events.parts`);
+3. the same for the outcomes part; its arrival is the commit point (see :mod:`rlops.events.layout`);
 4. keep any unreadable tail bytes in ``quarantine/`` (they held nothing acknowledged, but bytes are not thrown
    away silently);
 5. delete the segment and fsync the segments folder.
@@ -33,7 +34,8 @@ import pyarrow.parquet as pq
 
 from rlops.encryption import KeyNotFoundError, Keyring, seal
 from rlops.events.frames import decode_rows, scan_segment
-from rlops.events.layout import NEW_SUFFIX, PART_SUFFIX, TAIL_SUFFIX, Layout, fsync_dir
+from rlops.events.layout import NEW_SUFFIX, TAIL_SUFFIX, Layout, fsync_dir
+from rlops.events.parts import KINDS, TMP_SUFFIX, PartFile, write_local
 from rlops.events.tables import decision_table, outcome_table, split_rows
 
 #: A ``.seg.new`` file older than this (seconds) was left by a writer that died while creating it. Younger ones may
@@ -79,29 +81,21 @@ def sealed(data: pa.Table | bytes, keyring: Keyring | None) -> pa.Table | bytes:
     return seal(data, keyring)
 
 
-def _write_durably(path: Path, data: pa.Table | bytes) -> int:
-    """Write ``data`` to ``path`` via a hidden temporary file, fsync, rename, fsync the folder; return the size.
+def _write_durably(target: PartFile | Path, data: pa.Table | bytes) -> int:
+    """Write ``data`` to a part (:meth:`PartFile.write`) or a local file (:func:`write_local`) so that a crash
+    leaves the old file or the new one; return the size.
 
     Pass ``sealed(data, keyring)`` to write it encrypted when a data key is configured.
     """
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
-        if isinstance(data, bytes):
-            f.write(data)
-        else:
-            pq.write_table(data, f)
-        f.flush()
-        os.fsync(f.fileno())
-        size = f.tell()
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
-    return size
+    if isinstance(target, PartFile):
+        return target.write(data)
+    return write_local(target, data)
 
 
-def write_part(path: Path, table: pa.Table, keyring: Keyring | None) -> int:
-    """Replace the part at ``path`` with ``table`` the way compaction writes parts (sealed with a data key; synced
-    temporary file, rename, synced folder); return its size. Erasure and retention rewrite committed parts with it."""
-    return _write_durably(path, sealed(table, keyring))
+def write_part(part: PartFile, table: pa.Table, keyring: Keyring | None) -> int:
+    """Replace ``part`` with ``table`` the way compaction writes parts (sealed with a data key; whole, see
+    :meth:`PartFile.write`); return its size. Erasure and retention rewrite committed parts with it."""
+    return _write_durably(part, sealed(table, keyring))
 
 
 def _compact_locked(layout: Layout, stem: str, fd: int, counts: Counter[str], keyring: Keyring | None) -> None:
@@ -139,14 +133,10 @@ def _compact_locked(layout: Layout, stem: str, fd: int, counts: Counter[str], ke
 def _remove_leftovers(layout: Layout) -> None:
     """Delete temporary files of dead compactions and segments whose creation was interrupted."""
     live = set(layout.segment_stems())
-    for folder in (layout.decisions, layout.outcomes):
-        for name in os.listdir(folder):
-            # ".<stem>.parquet.tmp": only the holder of <stem>'s lock writes it, and a segment is deleted only
-            # after its parts are renamed into place, so a temporary file of a deleted segment is garbage.
-            suffix = f"{PART_SUFFIX}.tmp"
-            if name.startswith(".") and name.endswith(suffix) and name[1 : -len(suffix)] not in live:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(folder / name)
+    for kind in KINDS:
+        # ".<stem>.parquet.tmp": only the holder of <stem>'s lock writes it, and a segment is deleted only
+        # after its parts are in place, so a temporary file of a deleted segment is garbage.
+        layout.parts.remove_hidden(kind, f".parquet{TMP_SUFFIX}", keep=live)
     now = time.time()
     for stem in layout.new_segment_stems():
         path = layout.segments / f"{stem}{NEW_SUFFIX}"

@@ -146,5 +146,5 @@ def erase_unit_records(log: EventLog, unit_id: str, *, wait_s: float = 30.0,
     unit_id = check_unit_id(unit_id)
     selection = UnitSelection(unit_id)
     removal = remove_records(log, selection, wait_s=wait_s, progress=progress)
-    tails = delete_tails(Layout(log.root), unit_needles(unit_id))
+    tails = delete_tails(log.layout, unit_needles(unit_id))
     return UnitErasure(removal, frozenset(selection.decision_ids), tails)

@@ -14,7 +14,10 @@ Layout of an event-log folder ``ROOT``::
 A segment is *committed* (compacted) when both of its Parquet parts exist. Readers then read the parts and skip the
 segment; otherwise they read the segment and ignore any stray part. Compaction writes the decisions part, then the
 outcomes part, and only then deletes the segment, so a crash at any point leaves exactly one current copy.
-Stems start with a time-ordered id, so sorting stems sorts files by creation time.
+The parts may live elsewhere than ``ROOT/parquet``: on any pyarrow filesystem (another folder, S3...; see
+:mod:`rlops.events.parts`), in the same two folders there. The rule holds there too, because a part is only ever
+(re)placed whole (a rename, or an object store's atomic put), and the segment, on the local disk, is deleted only
+after both parts are in place. Stems start with a time-ordered id, so sorting stems sorts files by creation time.
 
 Committed parts are rewritten only to remove records (:mod:`rlops.events.rewrite`), by a process holding
 ``rewrite.lock``, through the same synced write-then-rename as compaction: readers see the old part or the new one.
@@ -27,14 +30,16 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from rlops.events.ids import id_time_ms, looks_like_id
+from rlops.events.parts import PART_SUFFIX as PART_SUFFIX  # re-exported
+from rlops.events.parts import PartFile, PartStore
 from rlops.files import fsync_dir as fsync_dir  # re-exported: the event log's modules take it from here
 
 SEGMENT_SUFFIX = ".seg"
 NEW_SUFFIX = ".seg.new"
-PART_SUFFIX = ".parquet"
 TAIL_SUFFIX = ".tail"
 
 
@@ -55,25 +60,25 @@ def _stems(folder: Path, suffix: str) -> list[str]:
 
 @dataclass(frozen=True)
 class Layout:
-    """Paths of one event-log folder.
+    """Paths of one event-log folder, and the store of its Parquet parts.
 
     Attributes:
-        root: the event-log folder.
+        root: the event-log folder (segments, quarantine, requests and locks: always on the local disk).
+        parts_uri: where the Parquet parts live (see :meth:`rlops.events.parts.PartStore.at`); default None:
+            ``$RLOPS_EVENTS_URI``, else ``root/parquet``.
     """
 
     root: Path
+    parts_uri: str | None = None
+
+    @cached_property
+    def parts(self) -> PartStore:
+        """The filesystem of the Parquet parts (resolved on first use; ConfigError for a URI pyarrow cannot open)."""
+        return PartStore.at(self.root, self.parts_uri)
 
     @property
     def segments(self) -> Path:
         return self.root / "segments"
-
-    @property
-    def decisions(self) -> Path:
-        return self.root / "parquet" / "decisions"
-
-    @property
-    def outcomes(self) -> Path:
-        return self.root / "parquet" / "outcomes"
 
     @property
     def quarantine(self) -> Path:
@@ -105,17 +110,17 @@ class Layout:
 
     def ensure(self) -> None:
         """Create the folders (raises OSError)."""
-        for folder in (self.segments, self.decisions, self.outcomes):
-            folder.mkdir(parents=True, exist_ok=True)
+        self.segments.mkdir(parents=True, exist_ok=True)
+        self.parts.ensure()
 
     def segment(self, stem: str) -> Path:
         return self.segments / f"{stem}{SEGMENT_SUFFIX}"
 
-    def decision_part(self, stem: str) -> Path:
-        return self.decisions / f"{stem}{PART_SUFFIX}"
+    def decision_part(self, stem: str) -> PartFile:
+        return self.parts.part("decisions", stem)
 
-    def outcome_part(self, stem: str) -> Path:
-        return self.outcomes / f"{stem}{PART_SUFFIX}"
+    def outcome_part(self, stem: str) -> PartFile:
+        return self.parts.part("outcomes", stem)
 
     def segment_stems(self) -> list[str]:
         """Stems of all segment files (sealed and active), oldest first."""
@@ -126,10 +131,12 @@ class Layout:
         return _stems(self.segments, NEW_SUFFIX)
 
     def decision_part_stems(self) -> set[str]:
-        return set(_stems(self.decisions, PART_SUFFIX))
+        """Stems with a decisions part (lists the parts' filesystem; raises OSError)."""
+        return self.parts.stems("decisions")
 
     def outcome_part_stems(self) -> set[str]:
-        return set(_stems(self.outcomes, PART_SUFFIX))
+        """Stems with an outcomes part (lists the parts' filesystem; raises OSError)."""
+        return self.parts.stems("outcomes")
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from rlops.encryption import FILE_MAGIC, KeyNotFoundError, Keyring, KeyWatch, is_sealed, read_plain
+from rlops.encryption import FILE_MAGIC, KeyNotFoundError, Keyring, KeyWatch, is_sealed, open_bytes, read_plain
 from rlops.errors import StorageError, ValidationError
 from rlops.events.compaction import CompactionResult, compact
 from rlops.events.frames import (
@@ -49,6 +49,7 @@ from rlops.events.frames import (
 )
 from rlops.events.ids import new_id
 from rlops.events.layout import Layout, Snapshot
+from rlops.events.parts import PartFile, PartStore
 from rlops.events.records import DECISION_SCHEMA, OUTCOME_SCHEMA, DecisionRecord, OutcomeRecord
 from rlops.events.segment import ActiveSegment, read_segment
 from rlops.events.tables import conform, decision_records, decision_table, outcome_records, outcome_table
@@ -105,8 +106,9 @@ class EventStats:
         return self.segment_bytes + self.parquet_bytes
 
 
-def part_source(path: Path, keyring: Keyring | None = None) -> Path | pa.BufferReader:
-    """What pyarrow should read a Parquet part from: the file itself, or its decrypted bytes when it is sealed.
+def part_source(part: PartFile | Path, keyring: Keyring | None = None) -> Path | pa.NativeFile:
+    """What pyarrow should read a Parquet part from: the file itself (a local path, or a random-access file of the
+    parts' filesystem), or its decrypted bytes when it is sealed.
 
     Every reader of a part goes through this (or :func:`_read_part`).
 
@@ -115,11 +117,19 @@ def part_source(path: Path, keyring: Keyring | None = None) -> Path | pa.BufferR
         KeyNotFoundError: it is sealed with a key that ``keyring`` does not hold (the message names the file).
         DecryptionError: it fails its authentication tag (changed after it was written).
     """
-    with path.open("rb") as f:
-        sealed = is_sealed(f.read(len(FILE_MAGIC)))
-    if not sealed:
-        return path
-    return pa.BufferReader(read_plain(path, keyring or Keyring()))
+    if isinstance(part, Path):
+        with part.open("rb") as f:
+            sealed = is_sealed(f.read(len(FILE_MAGIC)))
+        return pa.BufferReader(read_plain(part, keyring or Keyring())) if sealed else part
+    source = part.source()
+    if isinstance(source, Path):
+        return part_source(source, keyring)
+    head = source.read(len(FILE_MAGIC))
+    if not is_sealed(head):
+        source.seek(0)
+        return source
+    source.close()
+    return pa.BufferReader(open_bytes(part.read_bytes(), keyring or Keyring(), str(part)))
 
 
 def _scan(path: Path, data: bytes, keyring: Keyring, *, resume: bool = False) -> SegmentScan:
@@ -130,11 +140,11 @@ def _scan(path: Path, data: bytes, keyring: Keyring, *, resume: bool = False) ->
         raise e.at(path) from None
 
 
-def _read_part(path: Path, columns: list[str] | None = None, keyring: Keyring | None = None) -> pa.Table | None:
+def _read_part(path: PartFile, columns: list[str] | None = None, keyring: Keyring | None = None) -> pa.Table | None:
     """A Parquet part in the current layout (columns added since it was written read as their defaults), or None if
     it does not exist (raises StorageError if it is damaged, KeyNotFoundError if it is sealed with a key that
     ``keyring`` does not hold)."""
-    schema = DECISION_SCHEMA if path.parent.name == "decisions" else OUTCOME_SCHEMA
+    schema = DECISION_SCHEMA if path.kind == "decisions" else OUTCOME_SCHEMA
     try:
         part = pq.ParquetFile(part_source(path, keyring))
         present = set(part.schema_arrow.names)
@@ -149,7 +159,7 @@ def _read_part(path: Path, columns: list[str] | None = None, keyring: Keyring | 
     return conform(table, pa.schema([schema.field(c) for c in wanted]))
 
 
-def read_part(path: Path, columns: list[str] | None = None, keyring: Keyring | None = None) -> pa.Table | None:
+def read_part(path: PartFile, columns: list[str] | None = None, keyring: Keyring | None = None) -> pa.Table | None:
     """A Parquet part in the current layout, or None if it does not exist: what every reader of the log reads
     (erasure and retention rewrite parts from it; see :func:`_read_part` for the errors)."""
     return _read_part(path, columns, keyring)
@@ -177,8 +187,12 @@ class EventLog:
         keyring: the data keys that seal what is written and open what is read. Default None: ``$RLOPS_DATA_KEY``,
             else the key file of the home folder the log lives in (``ROOT/../keys/data_key``, followed when it
             changes), else none: no encryption.
+        parts_uri: where compacted Parquet parts live: a local path or a pyarrow filesystem URI
+            (``file:///srv/parts``, ``s3://bucket/prefix?region=eu-west-1``; see :mod:`rlops.events.parts`).
+            Default None: ``$RLOPS_EVENTS_URI``, else ``ROOT/parquet``. Segments always stay in ``root``.
 
     Raises:
+        ConfigError: ``parts_uri`` (or ``$RLOPS_EVENTS_URI``) is not a URI pyarrow can open.
         StorageError: the folder cannot be created.
         ValidationError: ``segment_bytes`` is not a positive integer.
 
@@ -192,15 +206,16 @@ class EventLog:
     """
 
     def __init__(self, root: str | os.PathLike[str], *, segment_bytes: int = DEFAULT_SEGMENT_BYTES,
-                 fsync: bool = True, keyring: Keyring | None = None) -> None:
+                 fsync: bool = True, keyring: Keyring | None = None, parts_uri: str | None = None) -> None:
         if not isinstance(segment_bytes, int) or isinstance(segment_bytes, bool) or segment_bytes <= 0:
             raise ValidationError("segment_bytes", f"must be a positive number of bytes, not {segment_bytes!r}")
         self.root = Path(root)
-        self._layout = Layout(self.root)
+        self._layout = Layout(self.root, parts_uri)
         try:
             self._layout.ensure()
         except OSError as e:
-            raise StorageError(f"cannot create the event log folder {self.root}: {e}") from e
+            raise StorageError(f"cannot create the event log folder {self.root} (parts at {self._layout.parts}): "
+                               f"{e}") from e
         self._segment_bytes = segment_bytes
         self._fsync = fsync
         self._keys = KeyWatch(self.root.parent / "keys", fixed=keyring)
@@ -262,6 +277,16 @@ class EventLog:
         self._round()
         with self._lock:
             self._raise_if_failed(seq)
+
+    @property
+    def layout(self) -> Layout:
+        """Where the log keeps its files (segments in :attr:`root`, parts in :attr:`Layout.parts`)."""
+        return self._layout
+
+    @property
+    def parts(self) -> PartStore:
+        """The filesystem of the compacted Parquet parts."""
+        return self._layout.parts
 
     @property
     def keyring(self) -> Keyring:
@@ -696,7 +721,7 @@ class EventLog:
                 for path, is_decisions in ((self._layout.decision_part(stem), True),
                                            (self._layout.outcome_part(stem), False)):
                     try:
-                        size = path.stat().st_size
+                        size = path.size()
                         rows = pq.read_metadata(part_source(path, self.keyring)).num_rows
                     except FileNotFoundError:
                         continue

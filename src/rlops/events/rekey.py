@@ -4,14 +4,16 @@
   by frame: each good frame's payload is opened (with whichever key sealed it; plaintext frames as they are) and
   sealed again under the current key with the same counts. Unreadable tail bytes (a torn write, or a frame whose
   tag fails) go to ``quarantine/`` as a sealed file, as compaction does with them.
-- A Parquet part or a quarantined tail is opened and sealed again as a whole.
+- A Parquet part (on whatever filesystem the parts live, :mod:`rlops.events.parts`) or a quarantined tail is opened
+  and sealed again as a whole.
 - An *active* segment (locked by a live writer) is never touched: :attr:`Rekeyed.ACTIVE`. Its writer seals it
   sooner or later, and a later rotation (or compaction into sealed Parquet) takes care of it.
 
 Every rewrite writes a hidden temporary file next to the old one, syncs it, renames it over the old one and syncs
-the folder, so an interruption leaves each file either as it was or fully re-encrypted, and both stay readable
-while the old key is still configured. Each rewrite holds the log's rewrite lock (``ROOT/rewrite.lock``, the one
-erasure and retention hold while they rewrite parts), so a rotation never puts back records an erasure removed.
+the folder (a part on an object store is replaced by one atomic put), so an interruption leaves each file either as
+it was or fully re-encrypted, and both stay readable while the old key is still configured. Each rewrite holds the
+log's rewrite lock (``ROOT/rewrite.lock``, the one erasure and retention hold while they rewrite parts), so a
+rotation never puts back records an erasure removed.
 """
 
 from __future__ import annotations
@@ -25,6 +27,9 @@ from enum import StrEnum
 from pathlib import Path
 
 from rlops.encryption import (
+    FILE_HEADER_BYTES,
+    FILE_MAGIC,
+    KEY_ID_BYTES,
     DecryptionError,
     Keyring,
     file_key_id,
@@ -35,6 +40,7 @@ from rlops.encryption import (
 )
 from rlops.events.frames import KIND_AESGCM_JSON_BATCH, MAGIC, Frame, build_frame, iter_frames
 from rlops.events.layout import TAIL_SUFFIX, Layout, fsync_dir
+from rlops.events.parts import KINDS, PartFile
 
 #: The lock file every in-place rewriter of the log's files holds (``ROOT/rewrite.lock``).
 REWRITE_LOCK = "rewrite.lock"
@@ -171,7 +177,7 @@ def rekey_segment(layout: Layout, stem: str, keyring: Keyring) -> Rekeyed:
         os.close(fd)
 
 
-def rekey_file(layout: Layout, path: Path, keyring: Keyring) -> Rekeyed:
+def rekey_file(layout: Layout, path: Path | PartFile, keyring: Keyring) -> Rekeyed:
     """Seal a Parquet part or a quarantined tail again under the current key (plaintext ones are sealed).
 
     Raises:
@@ -180,22 +186,37 @@ def rekey_file(layout: Layout, path: Path, keyring: Keyring) -> Rekeyed:
         OSError: the rewrite failed (left as it was).
     """
     current = keyring.current.key_id
+    if isinstance(path, PartFile) and path.local is not None:
+        path = path.local  # written as before: keeps the file's mode
     with rewrite_lock(layout):
         try:
-            if file_key_id(path) == current:
+            if part_key_id(path) == current:
                 return Rekeyed.CURRENT
             data = path.read_bytes()
         except FileNotFoundError:
             return Rekeyed.GONE
         plain = open_bytes(data, keyring, str(path)) if is_sealed(data) else data
-        write_durably(path, seal(plain, keyring))
+        if isinstance(path, PartFile):
+            path.write(seal(plain, keyring))
+        else:
+            write_durably(path, seal(plain, keyring))
     return Rekeyed.DONE
+
+
+def part_key_id(path: Path | PartFile) -> str | None:
+    """The id of the key that sealed a part or a local file, None if it is plaintext (raises OSError)."""
+    if isinstance(path, Path):
+        return file_key_id(path)
+    head = path.head(FILE_HEADER_BYTES)
+    if not is_sealed(head) or len(head) < FILE_HEADER_BYTES:
+        return None
+    return head[len(FILE_MAGIC) : len(FILE_MAGIC) + KEY_ID_BYTES].hex()
 
 
 def remove_leftovers(layout: Layout) -> int:
     """Delete temporary files of interrupted rewrites (call while no rewrite runs); returns how many."""
-    removed = 0
-    for folder in (layout.segments, layout.decisions, layout.outcomes, layout.quarantine):
+    removed = sum(layout.parts.remove_hidden(kind, TMP_SUFFIX) for kind in KINDS)
+    for folder in (layout.segments, layout.quarantine):
         with contextlib.suppress(FileNotFoundError):
             for name in os.listdir(folder):
                 if name.startswith(".") and name.endswith(TMP_SUFFIX):

@@ -15,8 +15,9 @@ Records are removed from committed Parquet parts only, never from a segment in p
 
 Outcomes go before decisions because an outcome names only its decision: once the decision is gone, nothing links
 its outcomes to the unit (or to the deployment whose retention applies) any more. Each part is replaced the way
-compaction writes one (synced temporary file, rename, synced folder), so a crash between any two steps leaves every
-file whole and a state from which running again finishes the job; nothing that is not selected is ever dropped.
+compaction writes one (whole: a synced temporary file and a rename, or an object store's atomic put), so a crash
+between any two steps leaves every file whole and a state from which running again finishes the job; nothing that
+is not selected is ever dropped.
 
 One rewriter at a time (``rewrite.lock``): two rewriting the same part at once would lose one's removals. Writers
 and compactors never wait for it: compaction writes parts only for segments it holds locked, never a committed one.
@@ -30,7 +31,6 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Protocol, TypeAlias
 
 import pyarrow as pa
@@ -42,6 +42,7 @@ from rlops.events.compaction import write_part
 from rlops.events.frames import decode_rows, scan_segment
 from rlops.events.layout import Layout, Snapshot, stem_time_ms
 from rlops.events.log import EventLog, read_part
+from rlops.events.parts import PartFile
 from rlops.events.segment import read_segment
 from rlops.events.tables import decision_table, outcome_table, split_rows
 from rlops.files import write_atomic
@@ -240,7 +241,7 @@ def _wait(layout: Layout, held: list[HeldSegment], deadline: float, progress: Pr
         time.sleep(POLL_S)
 
 
-def _replace(path: Path, table: pa.Table, keyring: Keyring) -> None:
+def _replace(path: PartFile, table: pa.Table, keyring: Keyring) -> None:
     """:func:`write_part`, once more if a concurrent compactor's clean-up took the temporary file meanwhile."""
     for attempt in range(3):
         try:
@@ -322,7 +323,7 @@ def remove_records(log: EventLog, selection: Selection, *, wait_s: float = 30.0,
         KeyNotFoundError: a file is encrypted with a data key that is not configured.
     """
     report = progress or _quiet
-    layout = Layout(log.root)
+    layout = log.layout
     keyring = log.keyring
     selected = _selected(log, selection)
     if dry_run or selected == (0, 0):

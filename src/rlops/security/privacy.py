@@ -181,8 +181,8 @@ def _current_log_files(root: Path) -> set[Path]:
     snapshot = Snapshot.take(layout)
     files: set[Path] = set()
     for stem in snapshot.stems():
-        if snapshot.committed(stem):
-            files.update((layout.decision_part(stem), layout.outcome_part(stem)))
+        if snapshot.committed(stem):  # parts on another filesystem are not in the home folder's byte search anyway
+            files.update(p for p in (layout.decision_part(stem).local, layout.outcome_part(stem).local) if p)
         elif stem in snapshot.segments:
             files.add(layout.segment(stem))
     return files

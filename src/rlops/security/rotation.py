@@ -48,7 +48,8 @@ from rlops.encryption import (
 )
 from rlops.errors import ConfigError, ConflictError, StorageError
 from rlops.events.layout import TAIL_SUFFIX, Layout
-from rlops.events.rekey import Rekeyed, rekey_file, rekey_segment, remove_leftovers, segment_keys
+from rlops.events.parts import PartFile
+from rlops.events.rekey import Rekeyed, part_key_id, rekey_file, rekey_segment, remove_leftovers, segment_keys
 from rlops.home import Home
 from rlops.registry.artifact import REGISTRATION, SIGNATURE
 from rlops.security import audit
@@ -75,14 +76,15 @@ class StoredFile:
     """One file encryption covers, and the keys it is sealed with.
 
     Attributes:
-        path: the file.
+        path: the file (a Parquet part may live on another filesystem than the home's: see
+            :mod:`rlops.events.parts`).
         kind: what it is.
         keys: ids of the keys its content is sealed with; ``None`` in it stands for plaintext (a plaintext file,
             plaintext frames of a segment, or unreadable tail bytes after a segment's last frame).
         active: a segment a live writer holds (a rotation cannot rewrite it).
     """
 
-    path: Path
+    path: Path | PartFile
     kind: FileKind
     keys: frozenset[str | None]
     active: bool = False
@@ -122,10 +124,10 @@ class EncryptionStatus:
         """Files with content sealed with ``key_id`` (None: with plaintext content)."""
         return [f for f in self.files if key_id in f.keys]
 
-    def unknown_keys(self) -> dict[str, Path]:
+    def unknown_keys(self) -> dict[str, Path | PartFile]:
         """Key ids some file needs that are not configured, each with the first such file."""
         known = set(self.keyring.key_ids)
-        out: dict[str, Path] = {}
+        out: dict[str, Path | PartFile] = {}
         for f in self.files:
             for k in f.keys:
                 if k is not None and k not in known:
@@ -176,10 +178,11 @@ def status(home: Home, keyring: Keyring | None = None) -> EncryptionStatus:
         parts = [*(layout.decision_part(s) for s in sorted(layout.decision_part_stems())),
                  *(layout.outcome_part(s) for s in sorted(layout.outcome_part_stems()))]
         tails = sorted(layout.quarantine.glob(f"*{TAIL_SUFFIX}")) if layout.quarantine.is_dir() else []
-        candidates = [*((p, FileKind.PART) for p in parts), *((p, FileKind.TAIL) for p in tails), *_artefacts(home)]
+        candidates: list[tuple[Path | PartFile, FileKind]] = [
+            *((p, FileKind.PART) for p in parts), *((p, FileKind.TAIL) for p in tails), *_artefacts(home)]
         for path, kind in candidates:
             try:
-                files.append(StoredFile(path, kind, frozenset({file_key_id(path)})))
+                files.append(StoredFile(path, kind, frozenset({part_key_id(path)})))
             except FileNotFoundError:
                 continue  # compacted, rewritten or removed since the listing
     except OSError as e:
@@ -237,8 +240,8 @@ class RotationResult:
     key_id: str
     created: bool
     rekeyed: int
-    active: list[Path] = field(default_factory=list)
-    damaged: list[Path] = field(default_factory=list)
+    active: list[Path | PartFile] = field(default_factory=list)
+    damaged: list[Path | PartFile] = field(default_factory=list)
     remaining: list[StoredFile] = field(default_factory=list)
     retired: list[str] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)
@@ -251,7 +254,7 @@ class RotationResult:
 
 
 #: ``progress(done, total, path)`` after each file of a pass.
-Progress = Callable[[int, int, Path], None]
+Progress = Callable[[int, int, Path | PartFile], None]
 
 
 @contextlib.contextmanager
@@ -288,7 +291,7 @@ def _rekey_artefact(path: Path, keyring: Keyring, scratch: Path) -> Rekeyed:
 def _rekey(home: Home, layout: Layout, f: StoredFile, keyring: Keyring) -> Rekeyed:
     if f.kind is FileKind.SEGMENT:
         return rekey_segment(layout, f.path.name[: -len(".seg")], keyring)
-    if f.kind in (FileKind.PART, FileKind.TAIL):
+    if f.kind in (FileKind.PART, FileKind.TAIL) or isinstance(f.path, PartFile):
         return rekey_file(layout, f.path, keyring)
     return _rekey_artefact(f.path, keyring, home.root / SCRATCH)
 
@@ -368,10 +371,10 @@ PASSES = 3
 
 
 def _passes(home: Home, layout: Layout, keyring: Keyring, progress: Progress | None,
-            settled_at: float) -> tuple[int, list[Path], list[Path]]:
+            settled_at: float) -> tuple[int, list[Path | PartFile], list[Path | PartFile]]:
     rekeyed = 0
-    active: list[Path] = []
-    damaged: list[Path] = []
+    active: list[Path | PartFile] = []
+    damaged: list[Path | PartFile] = []
     for n in range(PASSES):
         active, damaged = [], []
         pending = status(home, keyring).pending()
