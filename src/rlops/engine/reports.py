@@ -48,6 +48,9 @@ def deployment_stats(engine: Engine) -> tuple[list[DeploymentStats], str]:
     st = engine.log.stats()
     storage = (f"{st.decisions:,} decisions and {st.outcomes:,} outcomes in {st.segments} segment(s) and "
                f"{st.parquet_parts} Parquet part(s), {st.bytes / 1e6:.1f} MB")
+    parts = engine.log.parts
+    if parts.local != engine.log.root / "parquet":
+        storage += f"; Parquet parts at {parts}"
     return rows, storage
 
 

@@ -64,16 +64,18 @@ class Layout:
 
     Attributes:
         root: the event-log folder (segments, quarantine, requests and locks: always on the local disk).
-        parts_uri: where the Parquet parts live (see :meth:`rlops.events.parts.PartStore.at`); default None:
-            ``$RLOPS_EVENTS_URI``, else ``root/parquet``.
+        parts_uri: where the Parquet parts live: a URI (see :meth:`rlops.events.parts.PartStore.at`) or a store;
+            default None: ``$RLOPS_EVENTS_URI``, else ``root/parquet``.
     """
 
     root: Path
-    parts_uri: str | None = None
+    parts_uri: str | PartStore | None = None
 
     @cached_property
     def parts(self) -> PartStore:
         """The filesystem of the Parquet parts (resolved on first use; ConfigError for a URI pyarrow cannot open)."""
+        if isinstance(self.parts_uri, PartStore):
+            return self.parts_uri
         return PartStore.at(self.root, self.parts_uri)
 
     @property

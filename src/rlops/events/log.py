@@ -188,8 +188,9 @@ class EventLog:
             else the key file of the home folder the log lives in (``ROOT/../keys/data_key``, followed when it
             changes), else none: no encryption.
         parts_uri: where compacted Parquet parts live: a local path or a pyarrow filesystem URI
-            (``file:///srv/parts``, ``s3://bucket/prefix?region=eu-west-1``; see :mod:`rlops.events.parts`).
-            Default None: ``$RLOPS_EVENTS_URI``, else ``ROOT/parquet``. Segments always stay in ``root``.
+            (``file:///srv/parts``, ``s3://bucket/prefix?region=eu-west-1``; see :mod:`rlops.events.parts`), or a
+            :class:`~rlops.events.parts.PartStore` on a filesystem object built by hand. Default None:
+            ``$RLOPS_EVENTS_URI``, else ``ROOT/parquet``. Segments always stay in ``root``.
 
     Raises:
         ConfigError: ``parts_uri`` (or ``$RLOPS_EVENTS_URI``) is not a URI pyarrow can open.
@@ -206,7 +207,8 @@ class EventLog:
     """
 
     def __init__(self, root: str | os.PathLike[str], *, segment_bytes: int = DEFAULT_SEGMENT_BYTES,
-                 fsync: bool = True, keyring: Keyring | None = None, parts_uri: str | None = None) -> None:
+                 fsync: bool = True, keyring: Keyring | None = None,
+                 parts_uri: str | PartStore | None = None) -> None:
         if not isinstance(segment_bytes, int) or isinstance(segment_bytes, bool) or segment_bytes <= 0:
             raise ValidationError("segment_bytes", f"must be a positive number of bytes, not {segment_bytes!r}")
         self.root = Path(root)

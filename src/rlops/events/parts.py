@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Collection, Iterator
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -87,8 +87,8 @@ class PartStore:
             base, path = pafs.FileSystem.from_uri(text)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError, OSError) as e:
             source = "parts_uri" if uri is not None else f"${ENV_VAR}"
-            raise ConfigError(f"{source}: {text!r} is not a filesystem URI pyarrow can open ({e}); use a local "
-                              "path, file:///path, or s3://bucket/prefix?region=...") from e
+            raise ConfigError(f"{source}: {text.split('?', 1)[0]!r} is not a filesystem URI pyarrow can open ({e}); "
+                              "use a local path, file:///path, or s3://bucket/prefix?region=...") from e
         shown = text.split("?", 1)[0]  # a query may carry credentials
         if base.type_name == "local":
             folder = Path(path)
@@ -232,16 +232,6 @@ class PartFile:
         fs.move(tmp, self.path)
         return len(payload)
 
-    def delete(self) -> None:
-        """Delete it (nothing when it is gone; raises OSError)."""
-        local = self.local
-        if local is not None:
-            local.unlink(missing_ok=True)
-            fsync_dir(local.parent)
-            return
-        with contextlib.suppress(FileNotFoundError):
-            self.store.fs.delete_file(self.path)
-
 
 def _parquet_bytes(table: pa.Table) -> bytes:
     sink = pa.BufferOutputStream()
@@ -269,9 +259,3 @@ def write_local(path: Path, data: pa.Table | bytes) -> int:
     os.replace(tmp, path)
     fsync_dir(path.parent)
     return size
-
-
-def iter_parts(store: PartStore, kind: Kind) -> Iterator[PartFile]:
-    """The parts of one kind, oldest first."""
-    for stem in sorted(store.stems(kind)):
-        yield store.part(kind, stem)
