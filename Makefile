@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test test-fast lint browser bench clean
+.PHONY: setup demo test test-fast lint browser postgres bench clean
 
 setup: $(STAMP)
 
@@ -30,8 +30,14 @@ lint: $(STAMP)
 browser:
 	command -v chromium >/dev/null || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium)
 
-test: lint browser
-	$(BIN)/python -m pytest -q
+# The metadata tests run on SQLite and on PostgreSQL: each session starts Debian's server on a loopback port under a
+# temporary folder (tests/pg.py) and stops it at the end. Install the server when it is missing (as root, like
+# chromium). RLOPS_REQUIRE_POSTGRES makes a server that cannot start fail the run instead of skipping those tests.
+postgres:
+	command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends postgresql)
+
+test: lint browser postgres
+	RLOPS_REQUIRE_POSTGRES=1 $(BIN)/python -m pytest -q
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"

@@ -1,7 +1,8 @@
 """The home folder: where one rlops installation keeps everything it stores.
 
 The location is, in order: the explicit argument, ``$RLOPS_HOME``, ``./.rlops``. Nothing is created at import time;
-:meth:`Home.ensure` creates the layout on first use.
+:meth:`Home.ensure` creates the layout on first use. The metadata database is the folder's ``meta.db`` unless
+``$RLOPS_METADATA_URL`` names another one (PostgreSQL: see docs/deploy.md).
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from rlops.errors import NotFoundError, StorageError
 
 DEFAULT_HOME = ".rlops"
 ENV_VAR = "RLOPS_HOME"
+#: The metadata database's SQLAlchemy URL, when it is not the home folder's SQLite file (e.g. PostgreSQL).
+METADATA_URL_VAR = "RLOPS_METADATA_URL"
 
 
 @dataclass(frozen=True)
@@ -23,7 +26,8 @@ class Home:
     Layout::
 
         HOME/
-          meta.db            SQLite metadata (deployments and their revisions)
+          meta.db            SQLite metadata: registry, deployments, API keys, audit chain, alerts (absent when
+                             $RLOPS_METADATA_URL puts them in another database)
           events/            the durable event log (segments, then Parquet partitions)
           deployments/NAME/  artefacts of each deployment revision (schema, reward spec, policy folder)
           registry/NAME/vN/  registered model versions (policy, report, signed registration)
@@ -43,6 +47,20 @@ class Home:
         return self.root / "meta.db"
 
     @property
+    def metadata_url(self) -> str:
+        """The SQLAlchemy URL of the metadata database every store of this home uses.
+
+        ``$RLOPS_METADATA_URL`` when set (e.g. ``postgresql+psycopg://rlops@db.internal/rlops``), read on each
+        access rather than at import; else the SQLite file ``HOME/meta.db``.
+        """
+        return os.environ.get(METADATA_URL_VAR) or f"sqlite:///{self.meta_db}"
+
+    @property
+    def exists(self) -> bool:
+        """Whether a home folder is here: its SQLite metadata file or its event log (which every home has)."""
+        return self.meta_db.is_file() or self.events.is_dir()
+
+    @property
     def events(self) -> Path:
         return self.root / "events"
 
@@ -60,7 +78,7 @@ class Home:
 
     def require(self) -> Home:
         """Self, if this home folder exists; else a :class:`NotFoundError` saying how to create one."""
-        if not (self.root / "meta.db").is_file() and not self.events.is_dir():
+        if not self.exists:
             raise NotFoundError(f"no rlops home folder at {self.root} (create one with 'rlops init --home "
                                 f"{self.root}', or pass --home)")
         return self

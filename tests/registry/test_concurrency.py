@@ -7,8 +7,13 @@ import sys
 import threading
 from pathlib import Path
 
+import pytest
+
 from rlops.home import Home
 from rlops.registry import Registry
+
+#: Every test runs on SQLite and on PostgreSQL (see tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("home_on_backend")
 
 PROC = Path(__file__).with_name("register_proc.py")
 ROOT = Path(__file__).resolve().parents[2]

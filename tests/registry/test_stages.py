@@ -9,6 +9,9 @@ import pytest
 from rlops.errors import ConflictError, NotFoundError, ValidationError
 from rlops.registry import TRANSITIONS, Registry, Stage, allowed_targets, default_actor
 
+#: Every test runs on SQLite and on PostgreSQL (see tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("home_on_backend")
+
 #: How to reach each stage from a fresh candidate.
 PATHS = {
     Stage.CANDIDATE: [],

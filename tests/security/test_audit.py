@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import multiprocessing
-import sqlite3
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
+from sqlalchemy import create_engine, text
 
 from rlops.errors import ConfigError, ConflictError, ValidationError
 from rlops.home import Home
@@ -28,22 +29,24 @@ from rlops.security.audit import (
 KEY = b"k" * 40
 
 
-def _url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'meta.db'}"
-
-
 def _fill(log: AuditLog, n: int) -> None:
     for i in range(n):
         log.append(f"user{i % 3}", AuditAction.DEPLOY, f"deployment:d{i}", {"revision": i, "note": "ok"})
 
 
-def _sql(tmp_path: Path, statement: str, *args: object) -> None:
-    with sqlite3.connect(tmp_path / "meta.db") as db:
-        db.execute(statement, args)
+def _sql(url: str, statement: str, **params: Any) -> list[Any]:
+    """Run ``statement`` on the database behind the log's back (what someone with write access could do)."""
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            result = conn.execute(text(statement), params)
+            return list(result) if result.returns_rows else []
+    finally:
+        engine.dispose()
 
 
-def test_appends_chain_from_genesis_and_verify(tmp_path: Path) -> None:
-    with AuditLog(_url(tmp_path)) as log:
+def test_appends_chain_from_genesis_and_verify(metadata_url: str) -> None:
+    with AuditLog(metadata_url) as log:
         first = log.append("alice", AuditAction.REGISTER, "news@1", {"stage": "candidate"})
         second = log.append("bob", "stage_change", "news@1", {"from": "candidate", "to": "shadow"})
         assert (first.seq, first.prev_hash, first.alg) == (1, GENESIS, HashAlg.SHA256)
@@ -55,14 +58,14 @@ def test_appends_chain_from_genesis_and_verify(tmp_path: Path) -> None:
         assert [e.seq for e in log.tail(1)] == [2]
 
 
-def test_empty_log_verifies(tmp_path: Path) -> None:
-    with AuditLog(_url(tmp_path)) as log:
+def test_empty_log_verifies(metadata_url: str) -> None:
+    with AuditLog(metadata_url) as log:
         assert log.verify() == log.verify() and log.verify().ok and log.verify().entries == 0
         assert log.anchor() is None
 
 
-def test_concurrent_appends_from_threads_never_fork(tmp_path: Path) -> None:
-    with AuditLog(_url(tmp_path)) as log:
+def test_concurrent_appends_from_threads_never_fork(metadata_url: str) -> None:
+    with AuditLog(metadata_url) as log:
         errors: list[BaseException] = []
 
         def work(t: int) -> None:
@@ -89,8 +92,8 @@ def _append_many(url: str, who: str, n: int) -> None:
             log.append(who, AuditAction.DEPLOY, "deployment:x", {"i": i})
 
 
-def test_concurrent_appends_from_processes_never_fork(tmp_path: Path) -> None:
-    url = _url(tmp_path)
+def test_concurrent_appends_from_processes_never_fork(metadata_url: str) -> None:
+    url = metadata_url
     AuditLog(url).close()  # create the table once, as the home folder would have it
     ctx = multiprocessing.get_context("spawn")
     procs = [ctx.Process(target=_append_many, args=(url, f"p{i}", 15)) for i in range(3)]
@@ -104,10 +107,11 @@ def test_concurrent_appends_from_processes_never_fork(tmp_path: Path) -> None:
         assert log.verify().ok
 
 
-def test_edited_details_are_named(tmp_path: Path) -> None:
-    with AuditLog(_url(tmp_path)) as log:
+def test_edited_details_are_named(metadata_url: str) -> None:
+    with AuditLog(metadata_url) as log:
         _fill(log, 10)
-        _sql(tmp_path, "UPDATE audit_log SET details = ? WHERE seq = 6", json.dumps({"revision": 99, "note": "ok"}))
+        edited = json.dumps({"revision": 99, "note": "ok"})
+        _sql(metadata_url, "UPDATE audit_log SET details = :v WHERE seq = 6", v=edited)
         result = log.verify()
         assert not result.ok and result.first_bad_seq == 6 and result.kind is Problem.ALTERED
         assert result.entries == 5 and result.problem is not None and "entry 6" in result.problem
@@ -115,62 +119,63 @@ def test_edited_details_are_named(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("column", "value"), [("actor", "mallory"), ("action", "rollback"), ("target", "other"),
                                               ("ts_us", 1), ("details", "not json"), ("alg", "md5")])
-def test_every_column_is_covered(tmp_path: Path, column: str, value: object) -> None:
-    with AuditLog(_url(tmp_path)) as log:
+def test_every_column_is_covered(metadata_url: str, column: str, value: object) -> None:
+    with AuditLog(metadata_url) as log:
         _fill(log, 5)
-        _sql(tmp_path, f"UPDATE audit_log SET {column} = ? WHERE seq = 3", value)
+        _sql(metadata_url, f"UPDATE audit_log SET {column} = :v WHERE seq = 3", v=value)
         result = log.verify()
         assert (result.ok, result.first_bad_seq) == (False, 3)
 
 
-def test_edit_rehashed_without_key_breaks_the_next_link(tmp_path: Path) -> None:
-    with AuditLog(_url(tmp_path)) as log:
+def test_edit_rehashed_without_key_breaks_the_next_link(metadata_url: str) -> None:
+    with AuditLog(metadata_url) as log:
         _fill(log, 5)
         e = next(x for x in log.entries() if x.seq == 3)
         forged = entry_hash(3, e.ts_us, "mallory", e.action, e.target, e.details, e.prev_hash, HashAlg.SHA256)
-        _sql(tmp_path, "UPDATE audit_log SET actor = 'mallory', hash = ? WHERE seq = 3", forged)
+        _sql(metadata_url, "UPDATE audit_log SET actor = 'mallory', hash = :h WHERE seq = 3", h=forged)
         result = log.verify()
         assert (result.first_bad_seq, result.kind) == (4, Problem.BROKEN_LINK)
 
 
-def test_deleted_middle_row_is_caught_at_the_next_entry(tmp_path: Path) -> None:
-    with AuditLog(_url(tmp_path)) as log:
+def test_deleted_middle_row_is_caught_at_the_next_entry(metadata_url: str) -> None:
+    with AuditLog(metadata_url) as log:
         _fill(log, 10)
-        _sql(tmp_path, "DELETE FROM audit_log WHERE seq = 4")
+        _sql(metadata_url, "DELETE FROM audit_log WHERE seq = 4")
         result = log.verify()
         assert (result.ok, result.first_bad_seq, result.kind) == (False, 5, Problem.REMOVED)
         assert result.problem is not None and "(4)" in result.problem
 
 
-def test_deleted_and_renumbered_rows_are_caught(tmp_path: Path) -> None:
-    with AuditLog(_url(tmp_path)) as log:
+def test_deleted_and_renumbered_rows_are_caught(metadata_url: str) -> None:
+    with AuditLog(metadata_url) as log:
         _fill(log, 6)
-        _sql(tmp_path, "DELETE FROM audit_log WHERE seq = 3")
-        _sql(tmp_path, "UPDATE audit_log SET seq = seq - 1 WHERE seq > 3")
+        _sql(metadata_url, "DELETE FROM audit_log WHERE seq = 3")
+        for seq in (4, 5, 6):  # one by one: PostgreSQL checks the key after each row, not at the end
+            _sql(metadata_url, "UPDATE audit_log SET seq = seq - 1 WHERE seq = :s", s=seq)
         result = log.verify()
         assert (result.ok, result.first_bad_seq) == (False, 3)  # renumbering changes what the hash covers
 
 
-def test_swapped_rows_are_caught(tmp_path: Path) -> None:
-    with AuditLog(_url(tmp_path)) as log:
+def test_swapped_rows_are_caught(metadata_url: str) -> None:
+    with AuditLog(metadata_url) as log:
         _fill(log, 8)
         cols = "ts_us, actor, action, target, details, alg, prev_hash, hash"
-        with sqlite3.connect(tmp_path / "meta.db") as db:
-            a = db.execute(f"SELECT {cols} FROM audit_log WHERE seq = 3").fetchone()
-            b = db.execute(f"SELECT {cols} FROM audit_log WHERE seq = 6").fetchone()
-            sets = ", ".join(f"{c.strip()} = ?" for c in cols.split(","))
-            db.execute(f"UPDATE audit_log SET {sets} WHERE seq = 3", b)
-            db.execute(f"UPDATE audit_log SET {sets} WHERE seq = 6", a)
+        names = [c.strip() for c in cols.split(",")]
+        a = _sql(metadata_url, f"SELECT {cols} FROM audit_log WHERE seq = 3")[0]
+        b = _sql(metadata_url, f"SELECT {cols} FROM audit_log WHERE seq = 6")[0]
+        sets = ", ".join(f"{c} = :{c}" for c in names)
+        _sql(metadata_url, f"UPDATE audit_log SET {sets} WHERE seq = 3", **dict(zip(names, b, strict=True)))
+        _sql(metadata_url, f"UPDATE audit_log SET {sets} WHERE seq = 6", **dict(zip(names, a, strict=True)))
         result = log.verify()
         assert (result.ok, result.first_bad_seq) == (False, 3)
 
 
-def test_tail_truncation_needs_the_anchor(tmp_path: Path) -> None:
-    with AuditLog(_url(tmp_path)) as log:
+def test_tail_truncation_needs_the_anchor(metadata_url: str) -> None:
+    with AuditLog(metadata_url) as log:
         _fill(log, 6)
         anchor = log.anchor()
         assert anchor is not None and log.verify(anchor=anchor).ok
-        _sql(tmp_path, "DELETE FROM audit_log WHERE seq >= 5")
+        _sql(metadata_url, "DELETE FROM audit_log WHERE seq >= 5")
         assert log.verify().ok  # a shorter chain is still a valid chain...
         result = log.verify(anchor=anchor)  # ...which only the anchor kept elsewhere shows
         assert (result.ok, result.first_bad_seq, result.kind) == (False, 6, Problem.TRUNCATED)
@@ -182,8 +187,8 @@ def test_tail_truncation_needs_the_anchor(tmp_path: Path) -> None:
         verify_chain([], anchor="nope")
 
 
-def test_hmac_chain_catches_a_plain_sha256_rewrite(tmp_path: Path) -> None:
-    with AuditLog(_url(tmp_path), key=KEY) as log:
+def test_hmac_chain_catches_a_plain_sha256_rewrite(metadata_url: str) -> None:
+    with AuditLog(metadata_url, key=KEY) as log:
         _fill(log, 5)
         assert {e.alg for e in log.entries()} == {HashAlg.HMAC_SHA256} and log.verify().ok
         # Someone who can write the database but has no key edits entry 2 and recomputes every hash after it.
@@ -191,26 +196,26 @@ def test_hmac_chain_catches_a_plain_sha256_rewrite(tmp_path: Path) -> None:
         for e in list(log.entries()):
             actor = "mallory" if e.seq == 2 else e.actor
             digest = entry_hash(e.seq, e.ts_us, actor, e.action, e.target, e.details, prev, HashAlg.SHA256)
-            _sql(tmp_path, "UPDATE audit_log SET actor = ?, alg = 'sha256', prev_hash = ?, hash = ? WHERE seq = ?",
-                 actor, prev, digest, e.seq)
+            _sql(metadata_url, "UPDATE audit_log SET actor = :a, alg = 'sha256', prev_hash = :p, hash = :h "
+                 "WHERE seq = :s", a=actor, p=prev, h=digest, s=e.seq)
             prev = digest
-        assert AuditLog(_url(tmp_path)).verify().ok  # keyless, it looks fine
+        assert AuditLog(metadata_url).verify().ok  # keyless, it looks fine
         result = log.verify()
         assert (result.ok, result.first_bad_seq, result.kind) == (False, 1, Problem.UNKEYED)
         # Keeping the alg label but guessing the key fails too.
-        _sql(tmp_path, "UPDATE audit_log SET alg = 'hmac-sha256'")
+        _sql(metadata_url, "UPDATE audit_log SET alg = 'hmac-sha256'")
         assert log.verify().kind is Problem.ALTERED
 
 
-def test_key_added_later_verifies_with_unkeyed_until(tmp_path: Path) -> None:
-    with AuditLog(_url(tmp_path)) as log:
+def test_key_added_later_verifies_with_unkeyed_until(metadata_url: str) -> None:
+    with AuditLog(metadata_url) as log:
         _fill(log, 3)
-    with AuditLog(_url(tmp_path), key=KEY) as log:
+    with AuditLog(metadata_url, key=KEY) as log:
         _fill(log, 2)
         assert log.verify().kind is Problem.UNKEYED
         assert log.verify(unkeyed_until=3).ok
         assert log.verify(unkeyed_until=2).first_bad_seq == 3
-    result = AuditLog(_url(tmp_path)).verify()
+    result = AuditLog(metadata_url).verify()
     assert (result.first_bad_seq, result.kind) == (4, Problem.NO_KEY)
 
 
@@ -233,8 +238,8 @@ def test_key_from_environment_and_file(tmp_path: Path) -> None:
         load_audit_key(home.keys, environ={})
 
 
-def test_export_round_trips_and_verifies_offline(tmp_path: Path) -> None:
-    with AuditLog(_url(tmp_path), key=KEY) as log:
+def test_export_round_trips_and_verifies_offline(tmp_path: Path, metadata_url: str) -> None:
+    with AuditLog(metadata_url, key=KEY) as log:
         _fill(log, 6)
         stored = list(log.entries())
         out = tmp_path / "out" / "audit.jsonl"
@@ -255,8 +260,8 @@ def test_export_round_trips_and_verifies_offline(tmp_path: Path) -> None:
         assert verify_chain(read_jsonl(out), KEY, from_genesis=False).first_bad_seq == 4
 
 
-def test_bad_input_is_refused_and_nothing_stored(tmp_path: Path) -> None:
-    with AuditLog(_url(tmp_path)) as log:
+def test_bad_input_is_refused_and_nothing_stored(tmp_path: Path, metadata_url: str) -> None:
+    with AuditLog(metadata_url) as log:
         for kwargs, name in [({"actor": "", "action": "deploy"}, "actor"),
                              ({"actor": "a", "action": "Deploy!"}, "action"),
                              ({"actor": "a", "action": "deploy", "target": "t" * 501}, "target"),

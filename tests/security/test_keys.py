@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, text
 
 from rlops.errors import NotFoundError, UnauthorizedError, ValidationError
 from rlops.home import Home
@@ -15,7 +16,7 @@ from rlops.security.keys import INVALID
 
 
 @pytest.fixture
-def home(tmp_path: Path) -> Home:
+def home(tmp_path: Path, home_on_backend: str) -> Home:
     return Home(tmp_path / "home").ensure()
 
 
@@ -45,15 +46,22 @@ def test_create_and_authenticate(store: KeyStore) -> None:
     assert other.id != record.id and _secret(key2) != _secret(key)
 
 
-def test_stored_row_holds_no_plaintext(store: KeyStore, home: Home) -> None:
+def test_stored_row_holds_no_plaintext(store: KeyStore, home: Home, metadata_backend: str) -> None:
     _, key = store.create(Role.ADMIN, name="root")
-    store.close()  # checkpoint nothing away: read the database file and its WAL as they are
-    raw = b"".join(p.read_bytes() for p in home.root.iterdir() if p.name.startswith("meta.db"))
-    assert b"root" in raw  # the row is there...
-    assert _secret(key).encode() not in raw and key.encode() not in raw  # ...without the secret
-    with sqlite3.connect(home.meta_db) as conn:
-        dump = "\n".join(conn.iterdump())
-    assert _secret(key) not in dump
+    store.close()
+    engine = create_engine(home.metadata_url)
+    with engine.connect() as conn:
+        rows = [tuple(r) for r in conn.execute(text("SELECT * FROM api_keys"))]
+    engine.dispose()
+    assert len(rows) == 1 and "root" in rows[0]  # the row is there...
+    assert _secret(key) not in repr(rows)  # ...without the secret
+    if metadata_backend == "sqlite":  # and the file and its WAL, read as they are, hold it nowhere either
+        raw = b"".join(p.read_bytes() for p in home.root.iterdir() if p.name.startswith("meta.db"))
+        assert b"root" in raw
+        assert _secret(key).encode() not in raw and key.encode() not in raw
+        with sqlite3.connect(home.meta_db) as conn:
+            dump = "\n".join(conn.iterdump())
+        assert _secret(key) not in dump
 
 
 @pytest.mark.parametrize("mangle", [

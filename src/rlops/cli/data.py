@@ -34,13 +34,13 @@ def check(
     from rlops.errors import ValidationError
     from rlops.evaluation.data_check import judge, load_interactions, overall, profile
     from rlops.evaluation.status import Status
+    from rlops.home import Home
     from rlops.schema import Schema
 
     if schema is not None:
         spec = Schema.load(schema)
-    elif (events / "meta.db").exists():
+    elif Home.resolve(events).exists:
         from rlops.engine import Engine
-        from rlops.home import Home
 
         with Engine(Home.resolve(events).require()) as engine:
             names = engine.store.names()

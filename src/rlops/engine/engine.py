@@ -320,7 +320,7 @@ class Engine:
                  stream: int | None = None) -> None:
         self.home = (home if isinstance(home, Home) else Home.resolve(home)).ensure()
         self.stream = stream
-        self.store = DeploymentStore(f"sqlite:///{self.home.meta_db}")
+        self.store = DeploymentStore(self.home.metadata_url)
         self.log = EventLog(self.home.events, fsync=fsync)
         self._runtimes: dict[str, _Runtime] = {}
         self._lock = threading.RLock()

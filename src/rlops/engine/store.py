@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Column, Integer, MetaData, String, Table, Text, select
+from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table, Text, select
 from sqlalchemy.engine import Engine as SqlEngine
 from sqlalchemy.exc import IntegrityError
 
@@ -24,14 +24,14 @@ revisions = Table(
     Column("revision", Integer, primary_key=True),
     Column("spec_hash", String(64), nullable=False),
     Column("spec", Text, nullable=False),
-    Column("created_at", Integer, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
 )
 changes = Table(
     "deployment_changes",
     _metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("name", String(64), nullable=False, index=True),
-    Column("ts_us", Integer, nullable=False),
+    Column("ts_us", BigInteger, nullable=False),
     Column("revision", Integer, nullable=False),
     Column("action", String(32), nullable=False),
     Column("version", String(200), nullable=True),

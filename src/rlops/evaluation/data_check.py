@@ -147,10 +147,11 @@ def load_interactions(source: Path, deployment: str | None = None) -> pa.Table:
             return pq.read_table(source)
         except (OSError, pa.ArrowInvalid) as e:
             raise ValidationError("events", f"{source} is not a readable Parquet file: {e}") from e
-    if not (source / "meta.db").exists():
+    from rlops.home import Home
+
+    if not Home.resolve(source).exists:
         raise NotFoundError(f"events: {source} is neither a Parquet file nor an rlops home folder")
     from rlops.engine import Engine
-    from rlops.home import Home
 
     with Engine(Home.resolve(source).require()) as engine:
         names = engine.store.names()

@@ -208,10 +208,11 @@ def _stress(options: ValidateOptions, progress_bar: bool) -> dict[str, Any]:
 
 def _spec_bounds(options: ValidateOptions) -> tuple[float, float] | None:
     """The deployment's reward-spec bounds, when the events are a home folder and the spec sets both."""
-    if options.events is None or not (options.events / "meta.db").exists():
+    from rlops.home import Home
+
+    if options.events is None or not Home.resolve(options.events).exists:
         return None
     from rlops.engine import Engine
-    from rlops.home import Home
 
     with Engine(Home.resolve(options.events)) as engine:
         names = engine.store.names()

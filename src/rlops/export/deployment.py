@@ -20,7 +20,7 @@ def export_deployment(home: Home, name: str, out: str | os.PathLike[str]) -> Exp
         NotFoundError: no such deployment in ``home``.
         ValidationError: the policy cannot be exported (the message lists what can), or ``out`` is not ``.onnx``.
     """
-    store = DeploymentStore(f"sqlite:///{home.meta_db}")
+    store = DeploymentStore(home.metadata_url)
     try:
         revision = store.latest(name)
     finally:

@@ -82,7 +82,7 @@ class Registry:
         self._signing_key = signing_key
         self._trusted = None if trusted_keys is None else frozenset(trusted_keys)
         self._data_keys = KeyWatch(home.keys, fixed=keyring)
-        self.store = RegistryStore(f"sqlite:///{home.meta_db}")
+        self.store = RegistryStore(home.metadata_url)
 
     def close(self) -> None:
         self.store.close()

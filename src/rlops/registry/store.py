@@ -133,6 +133,17 @@ def now_us() -> int:
     return time.time_ns() // 1000
 
 
+#: PostgreSQL's SQLSTATEs of a transaction chosen to fail for another's sake: serialization failure, deadlock.
+_RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
+
+
+def _lost_race(e: OperationalError) -> bool:
+    """Whether another writer made this transaction fail (SQLite: the database was locked; PostgreSQL: a
+    serialization failure or a deadlock), so that running it again may succeed."""
+    text = str(e.orig)
+    return "locked" in text or "busy" in text or getattr(e.orig, "sqlstate", None) in _RETRYABLE_SQLSTATES
+
+
 class RegistryStore:
     """The registry's two tables.
 
@@ -190,7 +201,7 @@ class RegistryStore:
                 with self.engine.begin() as conn:
                     return attempt(conn)
             except (IntegrityError, OperationalError) as e:
-                if isinstance(e, OperationalError) and "locked" not in str(e.orig) and "busy" not in str(e.orig):
+                if isinstance(e, OperationalError) and not _lost_race(e):
                     raise StorageError(f"metadata database: {e.orig}") from e
                 if n == self.ATTEMPTS - 1:
                     raise ConflictError(f"gave up after {self.ATTEMPTS} attempts: other writers kept winning "

@@ -16,8 +16,8 @@ What the chain can and cannot show:
   :meth:`AuditLog.verify` later.
 
 Appends are serialised across threads and processes (SQLite: one ``BEGIN IMMEDIATE`` transaction reads the last
-entry and inserts the next; other databases: the primary key refuses a second entry with the same ``seq`` and the
-loser retries), so the chain never forks.
+entry and inserts the next; PostgreSQL and other databases: the primary key refuses a second entry with the same
+``seq`` and the loser reads the new head and retries), so the chain never forks.
 """
 
 from __future__ import annotations
@@ -38,14 +38,14 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from sqlalchemy import Column, Integer, MetaData, String, Table, Text, event, func, insert, select
+from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table, Text, event, func, insert, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.engine import Engine as SqlEngine
 from sqlalchemy.exc import IntegrityError
 
 from rlops.errors import ConfigError, ConflictError, StorageError, ValidationError
 from rlops.home import Home
-from rlops.metadata import open_database
+from rlops.metadata import display_url, open_database
 from rlops.security.keyfiles import create_key_file, load_key
 
 ENV_VAR = "RLOPS_AUDIT_KEY"
@@ -64,7 +64,7 @@ audit_log = Table(
     "audit_log",
     _metadata,
     Column("seq", Integer, primary_key=True, autoincrement=False),
-    Column("ts_us", Integer, nullable=False, index=True),
+    Column("ts_us", BigInteger, nullable=False, index=True),
     Column("actor", String(_MAX_ACTOR), nullable=False),
     Column("action", String(64), nullable=False),
     Column("target", String(_MAX_TARGET), nullable=False),
@@ -371,7 +371,7 @@ class AuditLog:
         ...     assert log.verify().ok
     """
 
-    url: str
+    url: str = field(repr=False)  # may hold a password
     key: bytes | None = field(default=None, repr=False)
     engine: SqlEngine = field(init=False, repr=False)
 
@@ -392,7 +392,7 @@ class AuditLog:
             ConfigError: the key is malformed or its file readable by others.
             StorageError: the table or the key file cannot be read.
         """
-        return cls(f"sqlite:///{home.meta_db}", load_audit_key(home.keys, environ=environ))
+        return cls(home.metadata_url, load_audit_key(home.keys, environ=environ))
 
     def close(self) -> None:
         self.engine.dispose()
@@ -437,7 +437,8 @@ class AuditLog:
                 return entry
             except IntegrityError:
                 time.sleep(secrets.randbelow(5000) / 1e6)  # another writer took this seq: read the head again
-        raise StorageError(f"audit log {self.url}: {_APPEND_ATTEMPTS} appends in a row lost to other writers")
+        raise StorageError(f"audit log {display_url(self.url)}: {_APPEND_ATTEMPTS} appends in a row lost to other "
+                           "writers")
 
     def _next(self, conn: Connection, actor: str, action: str, target: str, details: dict[str, Any]) -> AuditEntry:
         row = conn.execute(select(audit_log.c.seq, audit_log.c.hash).order_by(audit_log.c.seq.desc()).limit(1)).first()

@@ -142,7 +142,7 @@ class KeyStore:
     @classmethod
     def for_home(cls, home: Home) -> KeyStore:
         """The store in ``home``'s metadata database; creating and revoking keys is recorded in its audit log."""
-        return cls(f"sqlite:///{home.meta_db}", home=home)
+        return cls(home.metadata_url, home=home)
 
     def _audit(self, actor: str, action: AuditAction, record: KeyRecord) -> None:
         if self.home is not None:

@@ -378,7 +378,7 @@ def apply_retention(target: Target, *, deployment: str | None = None, actor: str
     actor = _check_actor(actor)
     now = _now_us() if now_us is None else now_us
     with _opened(target) as (home, event_log, engine):
-        store = engine.store if engine is not None else DeploymentStore(f"sqlite:///{home.meta_db}")
+        store = engine.store if engine is not None else DeploymentStore(home.metadata_url)
         try:
             names = store.names()
             if deployment is not None and deployment not in names:

@@ -21,6 +21,9 @@ from rlops.monitoring.alerts import (
     Transition,
 )
 
+#: Every test runs on SQLite and on PostgreSQL (see tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("home_on_backend")
+
 S = 1_000_000  # microseconds per second
 HVAC = {"deployment": "hvac", "feature": "outdoor_temp"}
 

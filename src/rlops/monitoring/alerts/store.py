@@ -297,7 +297,7 @@ class AlertStore:
     @classmethod
     def for_home(cls, home: Home) -> AlertStore:
         """The store in ``home``'s metadata database."""
-        return cls(f"sqlite:///{home.meta_db}")
+        return cls(home.metadata_url)
 
     def close(self) -> None:
         self.engine.dispose()
