@@ -72,6 +72,11 @@ class PostgresServer:
         Raises:
             Unavailable: no binaries, or the server would not start (the message holds its log).
         """
+        try:
+            import psycopg  # noqa: F401  # the driver the stores and the fixtures connect with
+        except ImportError as e:
+            raise Unavailable("the psycopg driver is not installed (pip install 'psycopg[binary]'; 'make setup' "
+                              "does)") from e
         bin_dir = _bin_dir()
         prefix, user = _runner()
         folder = Path(tempfile.mkdtemp(prefix="rlops-pg-"))

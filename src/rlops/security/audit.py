@@ -16,8 +16,9 @@ What the chain can and cannot show:
   :meth:`AuditLog.verify` later.
 
 Appends are serialised across threads and processes (SQLite: one ``BEGIN IMMEDIATE`` transaction reads the last
-entry and inserts the next; PostgreSQL and other databases: the primary key refuses a second entry with the same
-``seq`` and the loser reads the new head and retries), so the chain never forks.
+entry and inserts the next; PostgreSQL: the same under a transaction-level advisory lock), and on every database
+the primary key refuses a second entry with the same ``seq`` (the loser reads the new head and retries), so the
+chain never forks.
 """
 
 from __future__ import annotations
@@ -58,6 +59,8 @@ _HASH = re.compile(r"^[0-9a-f]{64}$")
 _MAX_ACTOR = 200
 _MAX_TARGET = 500
 _APPEND_ATTEMPTS = 50
+#: PostgreSQL advisory lock key that serialises appends (any fixed 64-bit number; this one spells "rlops-au").
+_PG_APPEND_LOCK = int.from_bytes(b"rlops-au", "big") - 2**63
 
 _metadata = MetaData()
 audit_log = Table(
@@ -429,6 +432,10 @@ class AuditLog:
                 with self.engine.connect() as conn:
                     conn.execution_options(rlops_immediate=True)
                     with conn.begin():
+                        if conn.dialect.name == "postgresql":
+                            # the transaction's advisory lock queues appenders like SQLite's IMMEDIATE does, so they
+                            # do not race for the next seq (the primary key stays the guarantee)
+                            conn.execute(select(func.pg_advisory_xact_lock(_PG_APPEND_LOCK)))
                         entry = self._next(conn, actor, str(action), target, details)
                         conn.execute(insert(audit_log).values(
                             seq=entry.seq, ts_us=entry.ts_us, actor=entry.actor, action=entry.action,

@@ -22,6 +22,9 @@ from rlops.monitoring.alerts import (
 )
 from tests.monitoring.alerts.conftest import Receiver
 
+#: Every test runs on SQLite and on PostgreSQL (see tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("home_on_backend")
+
 HVAC = {"deployment": "hvac", "feature": "outdoor_temp"}
 
 
