@@ -486,3 +486,20 @@ def test_batch_matches_compute_one_property(seed: int, n: int) -> None:
     fields, contexts = _random_rows(np.random.default_rng(seed), n)
     batch = spec.compute(fields, contexts)
     _check_agrees(spec, batch, fields, contexts, list(range(n)))
+
+
+def test_check_one_evaluates_once_and_says_what_the_bounds_did() -> None:
+    base = {"name": "r", "version": 1, "expression": "value", "fields": {"value": {}}}
+    clip = RewardSpec.model_validate({**base, "bounds": {"min": 0, "max": 1, "mode": "clip"}})
+    reject = RewardSpec.model_validate({**base, "bounds": {"min": 0, "max": 1, "mode": "reject"}})
+    inside = clip.check_one({"value": 0.5})
+    assert (inside.reward, inside.unbounded, inside.error, inside.out_of_bounds) == (0.5, 0.5, None, False)
+    above = clip.check_one({"value": 4.0})
+    assert (above.reward, above.unbounded, above.out_of_bounds) == (1.0, 4.0, True)
+    refused = reject.check_one({"value": -2.0})
+    assert refused.reward is None and refused.out_of_bounds and refused.error is not None
+    assert (refused.error.field, refused.error.rule) == ("reward", "-2.0 is below the minimum 0.0")
+    with pytest.raises(ValidationError, match="below the minimum"):
+        reject.compute_one({"value": -2.0})  # the batch path says the same
+    missing = clip.check_one({})
+    assert missing.reward is None and not missing.out_of_bounds and missing.error is not None

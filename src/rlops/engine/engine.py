@@ -44,6 +44,7 @@ from rlops.home import Home
 from rlops.policies import BasePolicy, LearningBatch, PolicyInput, kinds, load_policy, save_policy
 from rlops.registry import ModelRef, Registry, default_actor
 from rlops.rewards import RewardSpec
+from rlops.rewards.spec import RewardCheck
 from rlops.rollout.split import Slot, Split
 from rlops.schema.schema import PiiPolicy
 from rlops.security import audit
@@ -870,7 +871,10 @@ class Engine:
             for ref in found:
                 if ref is not None:
                     authorize(ref[0], ref[2])
-        screening = self._screening(parsed, found, key_id)  # rewards computed outside the lock
+        # Each outcome's reward, evaluated once (outside the lock) for both the poisoning guard and the answer.
+        checks = [None if ref is None else self._check(decision_id, clean, self._runtime(ref[0]))
+                  for (decision_id, clean, _), ref in zip(parsed, found, strict=True)]
+        screening = self._screening(found, checks, key_id)
         held: list[str | None] = [None] * len(parsed)
         results: dict[int, ReportResult] = {}
         with self._lock:
@@ -891,34 +895,30 @@ class Engine:
             if fresh:
                 self.log.append(fresh)
                 keys.update(batch_keys)
-        for i, (decision_id, clean, key) in enumerate(parsed):
+        for i, (decision_id, _, key) in enumerate(parsed):
             if i in results:
                 continue
-            results[i] = self._classify(decision_id, clean, key, when)
+            results[i] = self._classify(decision_id, key, when, found[i], checks[i])
             # A dead letter stays one (an unknown decision's outcome is also stored quarantined: see _judge).
             if held[i] is not None and results[i].status is OutcomeStatus.ACCEPTED:
                 results[i] = dataclasses.replace(results[i], status=OutcomeStatus.QUARANTINED, reason=held[i])
         return [results[i] for i in range(len(parsed))]
 
-    def _screening(self, parsed: list[tuple[str, dict[str, Any], str]], found: list[DecisionRef | None],
+    def _check(self, decision_id: str, fields: dict[str, Any], runtime: _Runtime) -> RewardCheck:
+        return runtime.spec.reward.check_one(fields, self._context_of(decision_id, runtime))
+
+    def _screening(self, found: list[DecisionRef | None], checks: list[RewardCheck | None],
                    key_id: str | None) -> list[tuple[str | None, int, float | None] | None]:
         """What the poisoning guard needs of each outcome: (deployment or None when the decision is unknown, action
         index, reward or None); ``None`` when it is not screened (reported in-process, or a guard turned off)."""
-        out: list[tuple[str | None, int, float | None] | None] = [None] * len(parsed)
+        out: list[tuple[str | None, int, float | None] | None] = [None] * len(found)
         if key_id is None:
             return out  # reported in-process: trusted
-        for i, ((decision_id, clean, _), ref) in enumerate(zip(parsed, found, strict=True)):
+        for i, (ref, check) in enumerate(zip(found, checks, strict=True)):
             if ref is None:
                 out[i] = (None, -1, None)
-                continue
-            runtime = self._runtime(ref[0])
-            if not runtime.spec.outcome_guard.enabled:
-                continue
-            try:
-                reward: float | None = runtime.spec.reward.compute_one(clean, self._context_of(decision_id, runtime))
-            except ValidationError:
-                reward = None
-            out[i] = (ref[0], ref[3], reward)
+            elif self._runtime(ref[0]).spec.outcome_guard.enabled:
+                out[i] = (ref[0], ref[3], None if check is None else check.reward)
         return out
 
     def _judge(self, screened: tuple[str | None, int, float | None] | None, key_id: str | None) -> str | None:
@@ -936,10 +936,10 @@ class Engine:
             guard = self._guards[deployment] = PoisoningGuard(spec)
         return guard.check(key_id, action, reward, now_s=time.monotonic())
 
-    def _classify(self, decision_id: str, fields: dict[str, Any], key: str, when: int) -> ReportResult:
+    def _classify(self, decision_id: str, key: str, when: int, found: DecisionRef | None,
+                  check: RewardCheck | None) -> ReportResult:
         """Tell the client now what the join will do with a stored outcome."""
-        found = self._find_decision(decision_id)
-        if found is None:
+        if found is None or check is None:
             return ReportResult(decision_id, key, OutcomeStatus.DEAD_LETTER, "unknown decision")
         deployment, decided_at, _, _ = found
         runtime = self._runtime(deployment)
@@ -951,17 +951,14 @@ class Engine:
             return ReportResult(decision_id, key, OutcomeStatus.DEAD_LETTER,
                                 f"expired: arrived {late:.0f} s after the decision, the window is "
                                 f"{runtime.window_us / 1e6:.0f} s")
-        context = self._context_of(decision_id, runtime)
-        try:
-            reward = runtime.spec.reward.compute_one(fields, context)
-        except ValidationError as e:
-            outside = runtime.spec.reward.outside_bounds(fields, context) is not None
-            return ReportResult(decision_id, key, OutcomeStatus.DEAD_LETTER, str(e), out_of_bounds=outside)
-        raw = runtime.spec.reward.outside_bounds(fields, context)
-        if raw is not None:
-            return ReportResult(decision_id, key, OutcomeStatus.ACCEPTED, f"reward {raw:g} clipped to {reward:g} "
-                                "(outside the reward spec's bounds)", reward, out_of_bounds=True)
-        return ReportResult(decision_id, key, OutcomeStatus.ACCEPTED, None, reward)
+        if check.error is not None or check.reward is None:
+            return ReportResult(decision_id, key, OutcomeStatus.DEAD_LETTER, str(check.error),
+                                out_of_bounds=check.out_of_bounds)
+        if check.out_of_bounds:
+            return ReportResult(decision_id, key, OutcomeStatus.ACCEPTED, f"reward {check.unbounded:g} clipped to "
+                                f"{check.reward:g} (outside the reward spec's bounds)", check.reward,
+                                out_of_bounds=True)
+        return ReportResult(decision_id, key, OutcomeStatus.ACCEPTED, None, check.reward)
 
     def _context_of(self, decision_id: str, runtime: _Runtime) -> dict[str, Any]:
         """The decision's context, for reward specs that read context fields (recent ones are cached)."""

@@ -166,6 +166,26 @@ class Bounds(BaseModel):
 
 
 @dataclass(frozen=True)
+class RewardCheck:
+    """One outcome's reward, evaluated once, with what the bounds did to it.
+
+    Attributes:
+        reward: the reward the join uses (clipped into the bounds), or ``None`` when the outcome gives none.
+        unbounded: the expression's value before the bounds (``None`` when it could not be evaluated).
+        error: why there is no reward (a missing field, a non-finite value, a rejected out-of-bounds reward).
+    """
+
+    reward: float | None
+    unbounded: float | None
+    error: ValidationError | None
+
+    @property
+    def out_of_bounds(self) -> bool:
+        """The value lay outside the spec's bounds (clipped, or rejected)."""
+        return self.unbounded is not None and self.reward != self.unbounded
+
+
+@dataclass(frozen=True)
 class RewardBatch:
     """Rewards of many outcomes, computed at once.
 
@@ -406,9 +426,7 @@ class RewardSpec(BaseModel):
                 reward = np.clip(reward, bounds.low, bounds.high)
             else:
                 for i in np.flatnonzero(((reward < bounds.low) | (reward > bounds.high)) & ~bad).tolist():
-                    value = float(reward[i])
-                    rule = (f"{value!r} is below the minimum {bounds.low!r}" if value < bounds.low
-                            else f"{value!r} is above the maximum {bounds.high!r}")
+                    rule = _outside_rule(float(reward[i]), bounds)
                     issues[i] = RowIssue("reward", rule, f"reward {rule}")
                     bad[i] = True
         reward[bad] = np.nan
@@ -452,16 +470,19 @@ class RewardSpec(BaseModel):
             raise ValidationError(issue.path, issue.rule)
         return float(reward[0])
 
-    def outside_bounds(self, fields: Mapping[str, Any], context: Mapping[str, Any] | None = None) -> float | None:
-        """The reward an outcome gives before the bounds, if it lies outside them; ``None`` when it lies inside, the
-        spec has no bounds, or the outcome gives no reward at all."""
-        if self.bounds is None:
-            return None
+    def check_one(self, fields: Mapping[str, Any], context: Mapping[str, Any] | None = None) -> RewardCheck:
+        """Evaluate one outcome once: its reward under the bounds, its value before them, or why it has none."""
         reward, issues = self._evaluate([fields], None if context is None else [context], apply_bounds=False)
+        if issues:
+            issue = issues[0]
+            return RewardCheck(None, None, ValidationError(issue.path, issue.rule))
         value = float(reward[0])
-        if issues or self.bounds.low <= value <= self.bounds.high:
-            return None
-        return value
+        bounds = self.bounds
+        if bounds is None or bounds.low <= value <= bounds.high:
+            return RewardCheck(value, value, None)
+        if bounds.mode is BoundsMode.CLIP:
+            return RewardCheck(min(max(value, bounds.low), bounds.high), value, None)
+        return RewardCheck(None, value, ValidationError("reward", _outside_rule(value, bounds)))
 
     def aggregate(self, rewards: np.ndarray, group: np.ndarray, ts: np.ndarray, n_groups: int) -> np.ndarray:
         """Combine per-outcome rewards into one per decision with this spec's aggregation.
@@ -471,5 +492,11 @@ class RewardSpec(BaseModel):
         return aggregate(rewards, group, ts, n_groups, self.aggregation)
 
 
-__all__ = ["NAME_PATTERN", "Aggregation", "Bounds", "BoundsMode", "FieldSpec", "RewardBatch", "RewardSpec",
+def _outside_rule(value: float, bounds: Bounds) -> str:
+    return (f"{value!r} is below the minimum {bounds.low!r}" if value < bounds.low
+            else f"{value!r} is above the maximum {bounds.high!r}")
+
+
+__all__ = ["NAME_PATTERN", "Aggregation", "Bounds", "BoundsMode", "FieldSpec", "RewardBatch", "RewardCheck",
+           "RewardSpec",
            "parse_duration"]
