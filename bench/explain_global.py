@@ -5,19 +5,23 @@ rows, 20 grid values, 100 ICE rows, 5 shuffles per feature. Best of the repeats,
 
 Run::
 
-    .venv/bin/python bench/explain_global.py            # prints the timings
-    .venv/bin/python bench/explain_global.py --rows 10000
+    .venv/bin/python bench/explain_global.py            # prints the timings, writes docs/benchmarks.md
+    .venv/bin/python bench/explain_global.py --rows 10000 --quick   # prints only
 """
 
 from __future__ import annotations
 
 import argparse
 import platform
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from report import machine, machine_line, write_section
 from rlops.explain.dependence import partial_dependence
 from rlops.explain.global_explanation import explain_policy_globally
 from rlops.explain.importance import feature_importance
@@ -39,6 +43,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1000)
     parser.add_argument("--grid", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="print only; do not touch docs/benchmarks.md")
     args = parser.parse_args()
 
     features = [{"name": f"f{i}", "type": "float"} for i in range(8)]
@@ -71,6 +76,19 @@ def main() -> None:
           f"{platform.processor() or platform.machine()}, numpy {np.__version__}")
     for name, seconds in timings.items():
         print(f"  {name:<45} {seconds * 1000:8.1f} ms")
+    if args.quick:
+        return
+    section = "## Global explanations (bench/explain_global.py)"
+    write_section(section, "\n".join([
+        section, "",
+        f"Command: `.venv/bin/python bench/explain_global.py --rows {args.rows} --grid {args.grid} --repeats "
+        f"{args.repeats}`. {machine_line(machine())}", "",
+        f"A linear scorer, {len(actions)} actions, {len(names)} features ({schema.width} encoded columns), "
+        f"{args.rows:,} rows, {args.grid} grid values; best of {args.repeats}, wall time. No peer is installed "
+        "here (no SHAP, no plotting library), so there is no ratio.", "",
+        "| step | ms |", "|---|---:|",
+        *[f"| {name} | {seconds * 1000:.1f} |" for name, seconds in timings.items()],
+    ]))
 
 
 if __name__ == "__main__":
