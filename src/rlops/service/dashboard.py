@@ -99,10 +99,14 @@ def dashboard_overview(engine: Engine, deployment: str | None, window: str | Non
 def deployment_behaviour(engine: Engine, deployment: str, cache: TimedCache) -> dict[str, Any]:
     """The behaviour panel's data: :meth:`rlops.explain.behaviour.DeploymentBehaviour.to_dict` of the production
     policy over the deployment's recent contexts, from ``cache`` when one was computed for the same policy version
-    and about as many contexts (:func:`rows_bucket`) less than its TTL ago."""
-    inputs = live_behaviour_inputs(engine, deployment)
-    key = (deployment, inputs.policy_version, rows_bucket(inputs.rows))
-    result: dict[str, Any] = cache.get(key, lambda: explain_behaviour(inputs).to_dict())
+    and about as large a log (:func:`rows_bucket` of the decisions stored) less than its TTL ago."""
+    if deployment not in engine.store.names():
+        raise NotFoundError(f"deployment {deployment!r} does not exist")
+    # The key costs no log read (frame headers and Parquet footers only): a hit must not decode the whole log.
+    version = next(a.policy_version for a in engine.arms(deployment) if a.name == "production")
+    key = (deployment, version, rows_bucket(engine.log.stats().decisions))
+    result: dict[str, Any] = cache.get(key, lambda: explain_behaviour(live_behaviour_inputs(engine, deployment))
+                                       .to_dict())
     return result
 
 
