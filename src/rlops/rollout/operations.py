@@ -85,6 +85,19 @@ class Rollout:
         self.actor = actor if actor is not None else default_actor()
         self.override_gates = override_gates
 
+    def gate_spec(self, spec: DeploymentSpec) -> None:
+        """:meth:`gate` every registered version a spec would newly serve to units as production or canary
+        (shadows, the holdout and the baseline are not judged by the gates).
+
+        Raises:
+            ConflictError: naming a version and its failed gates.
+        """
+        names = self.engine.store.names()
+        serving = dict(self.engine.spec(spec.name).policy_sources()) if spec.name in names else {}
+        for field, source in spec.policy_sources():
+            if field in ("policy", "canary.policy") and serving.get(field) != source:
+                self.gate(source)
+
     def gate(self, source: PolicySource) -> None:
         """Refuse a registered version that failed validation gates, unless overriding.
 

@@ -360,12 +360,7 @@ def create_app(settings: ServiceSettings, *, hooks: Sequence[Hook] = ()) -> Fast
         spec = _spec_from_request(deployment, body, settings.home)
         if override_gates:
             principal.require(P.OVERRIDE_GATE, deployment)
-        gate = Rollout(engine, actor=_actor(principal), override_gates=override_gates)
-        serving = dict(engine.spec(deployment).policy_sources()) if deployment in engine.store.names() else {}
-        for field, source in spec.policy_sources():
-            # What serves units and is new to it (shadows, holdout and baseline are not judged by the gates).
-            if field in ("policy", "canary.policy") and serving.get(field) != source:
-                gate.gate(source)
+        Rollout(engine, actor=_actor(principal), override_gates=override_gates).gate_spec(spec)
         try:
             result = engine.apply(spec, actor=_actor(principal))
         except (ConfigError, NotFoundError) as e:  # from the request's spec: the client's error, not the server's
