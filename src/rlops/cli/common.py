@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 
 from rlops.home import Home
+from rlops.scale.backend import Backend
 
 app = typer.Typer(help="rlops: take reinforcement-learning policies to production and keep them healthy there.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
@@ -43,3 +44,7 @@ def home_folder(path: Path | None) -> Home:
 def existing_home(path: Path | None) -> Home:
     """The home folder of a read-only command: it must exist (a typo must not create an empty one)."""
     return Home.resolve(path).require()
+
+ComputeBackend = Annotated[Backend, typer.Option(
+    "--backend", help="Where the parallel work runs: local processes, or ray (a private Ray instance on this "
+                      "machine, or the cluster $RLOPS_RAY_ADDRESS names; docs/deploy.md). Same numbers either way.")]

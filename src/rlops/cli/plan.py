@@ -16,8 +16,9 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from rlops.cli.common import app, console, errors
+from rlops.cli.common import ComputeBackend, app, console, errors
 from rlops.errors import ConfigError, NotFoundError
+from rlops.scale.backend import Backend
 
 BASELINE = "baseline"
 
@@ -69,7 +70,9 @@ def stress(
                                                          "suite.")] = None,
     episodes: Annotated[int | None, typer.Option(min=2, help="Episodes per variation (overrides the file).")] = None,
     seed: Annotated[int | None, typer.Option(min=0, help="Seed (overrides the file).")] = None,
-    workers: Annotated[int | None, typer.Option(min=1, help="Worker processes (default: CPU count).")] = None,
+    workers: Annotated[int | None, typer.Option(min=1, help="Worker processes, or Ray actors (default: CPU count).")]
+    = None,
+    backend: ComputeBackend = Backend.LOCAL,
     mode: Annotated[str, typer.Option(help="How policies act: sample (as served) or greedy.")] = "sample",
     out: Annotated[Path | None, typer.Option(help="Write the full report as JSON here.")] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
@@ -92,7 +95,7 @@ def stress(
     if candidate is None:
         candidate = spec.baseline
     report = run_stress(spec, candidate, baseline, config, workers=workers, progress=progress,
-                        candidate_label=policy, baseline_label=against)
+                        candidate_label=policy, baseline_label=against, backend=backend)
     table = Table("variation", "candidate return (95% CI)", "baseline return", "difference (95% CI)",
                   "CVaR cand / base", "violations cand / base",
                   title=f"stress: {escape(policy)} against {escape(against)} on {escape(spec.id)} "

@@ -11,7 +11,8 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from rlops.cli.common import app, console
+from rlops.cli.common import ComputeBackend, app, console
+from rlops.scale.backend import Backend
 
 _STYLE = {"pass": "green", "warn": "yellow", "fail": "bold red", "skip": "dim"}
 
@@ -32,8 +33,10 @@ def validate(
                                                                          "the standard variations.")] = None,
     budget: Annotated[Path | None, typer.Option("--budget", help="Resource budget (YAML).")] = None,
     measure: Annotated[bool, typer.Option("--measure/--no-measure", help="Measure latency and memory.")] = True,
-    workers: Annotated[int | None, typer.Option(min=1, help="Processes for the stress suite (default: CPUs).")]
+    workers: Annotated[int | None, typer.Option(min=1, help="Processes (or Ray actors) for the stress suite "
+                                                            "(default: CPUs).")]
     = None,
+    backend: ComputeBackend = Backend.LOCAL,
     reward_bounds: Annotated[tuple[float, float] | None, typer.Option(
         "--reward-bounds", help="LOW HIGH: every logged reward must lie in this range (default: the deployment's "
                                 "reward-spec bounds); enables a high-confidence lower bound.")] = None,
@@ -56,7 +59,8 @@ def validate(
         policy=policy, events=events, deployment=deployment, scenario=scenario, baseline=baseline,
         stress=StressConfig.load(variations) if variations else None,
         gates=GatesFile.load(gates) if gates else DEFAULT_GATES,
-        budget=ResourceBudget.load(budget) if budget else None, measure=measure, workers=workers, seed=seed,
+        budget=ResourceBudget.load(budget) if budget else None, measure=measure, workers=workers,
+        backend=backend, seed=seed,
         reward_bounds=reward_bounds,
         command=shlex.join(["rlops", *sys.argv[1:]]) if sys.argv[0].endswith("rlops") else None)
     with console.status("validating") as status:

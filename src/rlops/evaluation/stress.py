@@ -24,6 +24,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import pickle
@@ -49,6 +50,7 @@ from rlops.evaluation.variations import (
     Variation,
     parameter_sweep,
 )
+from rlops.scale.backend import Backend
 from rlops.scenarios.base import Controller, ScenarioSpec
 
 ControllerFactory = Callable[[gym.Env[Any, Any]], Controller]
@@ -477,6 +479,7 @@ def run_stress(
     progress: bool = True,
     candidate_label: str = "candidate",
     baseline_label: str = "baseline",
+    backend: Backend = Backend.LOCAL,
 ) -> StressReport:
     """Run candidate and baseline over every variation of ``config`` and summarise.
 
@@ -487,28 +490,36 @@ def run_stress(
             module-level factory or :class:`~rlops.evaluation.controllers.PolicyFolderController`).
         baseline: the comparison controller or factory, default the scenario's own ``spec.baseline``.
         config: variations and settings, default :meth:`StressConfig.standard`.
-        workers: worker processes, default the number of CPUs; 1 runs in this process.
+        workers: worker processes, default the number of CPUs; 1 runs in this process. With the Ray backend:
+            Ray actors, default the cluster's CPUs.
         progress: show a rich progress bar, default True.
         candidate_label: how the report names the candidate.
         baseline_label: how the report names the baseline.
+        backend: ``local`` (processes on this machine) or ``ray`` (actors on Ray: a private local instance, or
+            the cluster ``$RLOPS_RAY_ADDRESS`` names). Every episode carries its own seeds, so both give the same
+            report.
 
     Raises:
         ValidationError: a variation names a constant that is not perturbable, or the environment's ``info``
             lacks a declared KPI or constraint key.
         ConfigError: ``workers`` < 1, or the scenario or controllers cannot be sent to worker processes.
+        DependencyNotInstalled: the Ray backend without Ray installed.
+        StorageError: Ray could not start, or one of its actors died.
     """
     config = config or StressConfig.standard()
     variations = tuple(config.expand(spec))
     job = _Job(spec, candidate, spec.baseline if baseline is None else baseline, variations, config.max_steps,
                config.seed)
     tasks = [(v, e) for v in range(len(variations)) for e in range(config.episodes)]
-    n_workers = (os.cpu_count() or 1) if workers is None else workers
-    if n_workers < 1:
-        raise ConfigError(f"workers must be >= 1, got {n_workers}")
-    n_workers = min(n_workers, len(tasks))
+    if workers is not None and workers < 1:
+        raise ConfigError(f"workers must be >= 1, got {workers}")
+    n_workers = min((os.cpu_count() or 1) if workers is None else workers, len(tasks))
     results: dict[tuple[int, int], tuple[EpisodeOutcome, EpisodeOutcome]] = {}
     with _ProgressBar(progress, len(tasks), spec.id) as advance:
-        if n_workers == 1:
+        if backend is Backend.RAY:
+            _check_picklable(job)
+            _run_ray(job, tasks, workers, results, advance)
+        elif n_workers == 1:
             runner = _Runner(job)
             for v, e in tasks:
                 _, _, cand, base = runner.run(v, e)
@@ -518,6 +529,20 @@ def run_stress(
             _check_picklable(job)
             _run_pool(job, tasks, n_workers, results, advance)
     return _summarise(spec, config, variations, results, candidate_label, baseline_label)
+
+
+def _run_ray(job: _Job, tasks: list[tuple[int, int]], workers: int | None,
+             results: dict[tuple[int, int], tuple[EpisodeOutcome, EpisodeOutcome]],
+             advance: Callable[[], None]) -> None:
+    from rlops.scale import actor_map, ray_session
+
+    def done(_: int, value: tuple[int, int, EpisodeOutcome, EpisodeOutcome]) -> None:
+        v, e, cand, base = value
+        results[(v, e)] = (cand, base)
+        advance()
+
+    with ray_session():
+        actor_map(functools.partial(_Runner, job), "run", tasks, on_result=done, workers=workers)
 
 
 def _check_picklable(job: _Job) -> None:

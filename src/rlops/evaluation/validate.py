@@ -19,6 +19,7 @@ import numpy as np
 from rlops.errors import ValidationError
 from rlops.evaluation.gates import Gate, GateResult, GatesFile, Op, evaluate_all, overall
 from rlops.evaluation.status import Status
+from rlops.scale.backend import Backend
 
 #: The gates used when no gates file is given: the issue's checklist, with the thresholds it names.
 DEFAULT_GATES = GatesFile(gates=[
@@ -46,7 +47,8 @@ class ValidateOptions:
         gates: the gates; default :data:`DEFAULT_GATES`.
         budget: the resource budget (``ResourceBudget``); default: no limits, only the measurement.
         measure: measure latency and memory (in a separate process).
-        workers: processes for the stress suite (default: one per CPU).
+        workers: processes for the stress suite (default: one per CPU), or Ray actors with ``backend`` ray.
+        backend: where the stress suite runs: ``local`` processes or ``ray`` (same numbers for the same seed).
         reward_bounds: ``(low, high)`` every logged reward must lie in (e.g. a spec that forbids negative rewards);
             default: the deployment's reward spec bounds when ``events`` is a home folder and both are set. With
             bounds, the report adds an empirical-Bernstein lower bound on the candidate's value (IPS).
@@ -64,6 +66,7 @@ class ValidateOptions:
     budget: Any = None
     measure: bool = True
     workers: int | None = None
+    backend: Backend = Backend.LOCAL
     reward_bounds: tuple[float, float] | None = None
     seed: int = 0
     command: str | None = None
@@ -201,6 +204,7 @@ def _stress(options: ValidateOptions, progress_bar: bool) -> dict[str, Any]:
     candidate = PolicyFolderController(options.policy, ActMode.GREEDY)
     baseline = PolicyFolderController(options.baseline, ActMode.GREEDY) if options.baseline else None
     report = run_stress(spec, candidate, baseline, config, workers=options.workers, progress=progress_bar,
+                        backend=options.backend,
                         candidate_label=str(options.policy),
                         baseline_label=str(options.baseline) if options.baseline else "scenario baseline")
     return report.to_dict(episodes=False)

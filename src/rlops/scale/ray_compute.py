@@ -1,0 +1,145 @@
+"""Ray for parallel compute: a session (a local instance on loopback, or a cluster by address) and a map of method
+calls over a pool of Ray actors.
+
+The actors play the part a process pool's workers play on one machine: each builds its state once (a scenario and
+two controllers, a training set) and then runs task after task on it. Results do not depend on which actor ran a
+task: every task carries its own seeds, so a Ray run gives the numbers a local run gives.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from types import ModuleType
+from typing import Any
+
+from rlops.errors import DependencyNotInstalled, RlopsError, StorageError
+
+#: The Ray cluster to join: ``auto`` (the cluster this machine belongs to), ``HOST:PORT`` (its GCS) or
+#: ``ray://HOST:10001`` (Ray Client). Unset or ``local``: start a private instance on loopback for the command.
+ADDRESS_VAR = "RLOPS_RAY_ADDRESS"
+
+
+def import_ray() -> ModuleType:
+    """Ray, with usage statistics off (and no token written to ``~/.ray`` unless the caller configured auth).
+
+    Raises:
+        DependencyNotInstalled: Ray is not installed.
+    """
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    try:
+        import ray
+    except ImportError as e:
+        raise DependencyNotInstalled("backend ray: Ray is not installed; pip install 'rlops[ray]'") from e
+    return ray
+
+
+def ray_address(address: str | None = None) -> str | None:
+    """The cluster to join: ``address``, else ``$RLOPS_RAY_ADDRESS``; ``None`` for a private local instance."""
+    chosen = address or os.environ.get(ADDRESS_VAR) or None
+    return None if chosen == "local" else chosen
+
+
+@contextmanager
+def ray_session(address: str | None = None, *, num_cpus: int | None = None) -> Iterator[ModuleType]:
+    """Ray for the block. An already initialised Ray is used as it is; otherwise this joins the cluster at
+    ``address`` (see :func:`ray_address`) or starts a private instance bound to 127.0.0.1 with ``num_cpus``
+    (default: this machine's cores), and shuts down at the end only what it started.
+
+    Raises:
+        DependencyNotInstalled: Ray is not installed.
+        StorageError: Ray could not start, or the cluster could not be reached.
+    """
+    ray = import_ray()
+    if ray.is_initialized():
+        yield ray
+        return
+    target = ray_address(address)
+    try:
+        if target is None:
+            # Workers of a private instance run this interpreter; give them the driver's import path too, so that
+            # factories defined outside installed packages (a script's folder, a test module) unpickle there.
+            path = os.pathsep.join(p for p in sys.path if p)
+            ray.init(address="local", num_cpus=num_cpus or os.cpu_count() or 1, include_dashboard=False,
+                     log_to_driver=False, logging_level=logging.WARNING, _node_ip_address="127.0.0.1",
+                     runtime_env={"env_vars": {"PYTHONPATH": path}})
+        else:
+            ray.init(address=target, log_to_driver=False, logging_level=logging.WARNING)
+    except (ConnectionError, RuntimeError, ValueError, OSError) as e:
+        where = "a local Ray instance" if target is None else f"the Ray cluster at {target!r}"
+        raise StorageError(f"backend ray: could not start or join {where}: {e}") from e
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+
+
+class _Host:
+    """A Ray actor's state: the object ``factory()`` built, or the rlops error building it raised."""
+
+    def __init__(self, factory: Callable[[], Any]) -> None:
+        self.error: RlopsError | None = None
+        try:
+            self.obj = factory()
+        except RlopsError as e:  # reported with the first task, as the error it is
+            self.error = e
+
+    def call(self, method: str, args: tuple[Any, ...]) -> tuple[bool, Any]:
+        if self.error is not None:
+            return False, self.error
+        try:
+            return True, getattr(self.obj, method)(*args)
+        except RlopsError as e:  # rlops errors pickle (ValidationError by __reduce__): re-raised as themselves
+            return False, e
+
+
+def actor_map(factory: Callable[[], Any], method: str, tasks: Sequence[tuple[Any, ...]], *,
+              on_result: Callable[[int, Any], None], workers: int | None = None) -> None:
+    """Call ``factory().<method>(*task)`` for every task on a pool of Ray actors, in an initialised Ray.
+
+    Each of ``workers`` actors (default: the cluster's CPUs, at most one per task) builds ``factory()`` once, then
+    takes the next task whenever it finishes one. ``on_result(i, value)`` is called here as results arrive, in any
+    order (``i`` indexes ``tasks``).
+
+    Raises:
+        RlopsError: the one a task (or building the state) raised, as itself; the remaining tasks are cancelled.
+        StorageError: an actor died, or a task failed with an error that is not an rlops error.
+    """
+    ray = import_ray()
+    if not tasks:
+        return
+    cpus = float(ray.cluster_resources().get("CPU", 1.0))
+    n = max(1, min(workers or int(cpus) or 1, len(tasks)))
+    host_cls = ray.remote(num_cpus=min(1.0, cpus / n))(_Host)
+    factory_ref = ray.put(factory)
+    hosts = [host_cls.remote(factory_ref) for _ in range(n)]
+    queue = iter(enumerate(tasks))
+    pending: dict[Any, tuple[int, Any]] = {}
+
+    def submit(host: Any) -> None:
+        task = next(queue, None)
+        if task is not None:
+            pending[host.call.remote(method, tuple(task[1]))] = (task[0], host)
+
+    for host in hosts:
+        submit(host)
+    try:
+        while pending:
+            (ref,), _ = ray.wait(list(pending), num_returns=1)
+            i, host = pending.pop(ref)
+            try:
+                ok, value = ray.get(ref)
+            except ray.exceptions.RayError as e:
+                cause = getattr(e, "cause", None) or e  # a task's own exception, else Ray's (an actor died)
+                raise StorageError(f"backend ray: task {i} failed: {type(cause).__name__}: {cause}") from e
+            if not ok:
+                raise value
+            on_result(i, value)
+            submit(host)
+    finally:
+        for host in hosts:
+            ray.kill(host)
