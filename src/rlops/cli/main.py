@@ -18,6 +18,7 @@ from rlops.cli.common import HomeOption, app, console, deploy_app, errors, event
 from rlops.cli.common import existing_home as _existing_home
 from rlops.cli.common import home_folder as _home
 from rlops.errors import RlopsError
+from rlops.scale.backend import Backend
 
 # Topic modules add their commands to ``app`` when imported.
 from rlops.cli import data as _data  # noqa: F401  isort: skip
@@ -90,10 +91,22 @@ def init(
 @app.command()
 def serve(
     home: HomeOption = None,
-    host: Annotated[str, typer.Option(help="Interface to bind (loopback by default).")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port (0 picks a free one).")] = 8000,
-    workers: Annotated[int, typer.Option(min=1, max=64, help="Server processes sharing the port and the home "
-                                                             "folder's event log.")] = 1,
+    host: Annotated[str, typer.Option(envvar="RLOPS_HOST", help="Interface to bind (loopback by default).")]
+    = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, envvar="RLOPS_PORT", help="TCP port (0 picks a free one; "
+                                                                                 "not with --backend ray).")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, max=64, envvar="RLOPS_WORKERS",
+                                         help="Server processes sharing the port and the home folder's event "
+                                              "log (local backend).")] = 1,
+    backend: Annotated[Backend, typer.Option(envvar="RLOPS_SERVE_BACKEND",
+                                             help="local (uvicorn processes on this machine) or ray (Ray Serve "
+                                                  "replicas; docs/deploy.md).")] = Backend.LOCAL,
+    replicas: Annotated[int, typer.Option(min=1, max=1024, envvar="RLOPS_REPLICAS",
+                                          help="Ray Serve replicas (--backend ray).")] = 1,
+    ray_address: Annotated[str | None, typer.Option("--ray-address", envvar="RLOPS_RAY_ADDRESS",
+                                                    help="Ray cluster to join (auto, HOST:PORT or "
+                                                         "ray://HOST:10001); default: a private Ray instance on "
+                                                         "this machine.", show_default=False)] = None,
     tls_cert: Annotated[Path | None, typer.Option("--tls-cert", help="Serve HTTPS with this PEM certificate "
                                                   "(chain); needs --tls-key. Also $RLOPS_TLS_CERT.")] = None,
     tls_key: Annotated[Path | None, typer.Option("--tls-key", help="The certificate's PEM private key. Also "
@@ -102,12 +115,22 @@ def serve(
     """Serve every deployment in the home folder over HTTP or HTTPS (decide, outcomes, decisions; OpenAPI at /docs).
 
     Every route but /healthz, /readyz and the dashboard's page needs an API key (`rlops init` makes the first one,
-    `rlops keys create` more); see docs/security.md."""
+    `rlops keys create` more); see docs/security.md. Every option can also be set by its environment variable
+    (RLOPS_HOST, RLOPS_PORT, RLOPS_WORKERS, RLOPS_SERVE_BACKEND, RLOPS_REPLICAS, RLOPS_RAY_ADDRESS; the rest in
+    docs/deploy.md)."""
     import pydantic
     import uvicorn
 
     from rlops.service import ServiceSettings, configure_logging, create_app
 
+    if backend is Backend.RAY and workers > 1:
+        raise typer.BadParameter("--workers is for the local backend; with --backend ray use --replicas",
+                                 param_hint="'--workers'")
+    if backend is Backend.RAY and port == 0:
+        raise typer.BadParameter("Ray Serve's proxy needs a fixed port", param_hint="'--port'")
+    if backend is Backend.LOCAL and replicas > 1:
+        raise typer.BadParameter("--replicas is for --backend ray; the local backend has --workers",
+                                 param_hint="'--replicas'")
     try:
         settings = ServiceSettings.from_env(_existing_home(home).root, host=host, port=port, workers=workers,
                                             tls_cert=tls_cert, tls_key=tls_key)
@@ -117,6 +140,11 @@ def serve(
         raise typer.BadParameter(str(first["msg"]).removeprefix("Value error, "),
                                  param_hint=f"'{where.replace('_', '-')}'") from e
     configure_logging()
+    if backend is Backend.RAY:
+        from rlops.scale.ray_serve import serve_on_ray
+
+        serve_on_ray(settings, replicas, address=ray_address, say=lambda line: console.print(escape(line)))
+        return
     if settings.workers == 1:
         console.print(f"serving {escape(str(settings.home))} on {settings.scheme}://{settings.host}:{settings.port} "
                       "(docs at /docs)")

@@ -44,6 +44,11 @@ def ray_address(address: str | None = None) -> str | None:
     return None if chosen == "local" else chosen
 
 
+def driver_path() -> str:
+    """This interpreter's import path as a ``PYTHONPATH`` value (the working folder for its empty entry)."""
+    return os.pathsep.join(os.path.abspath(p) if p else os.getcwd() for p in sys.path)
+
+
 @contextmanager
 def ray_session(address: str | None = None, *, num_cpus: int | None = None) -> Iterator[ModuleType]:
     """Ray for the block. An already initialised Ray is used as it is; otherwise this joins the cluster at
@@ -63,10 +68,9 @@ def ray_session(address: str | None = None, *, num_cpus: int | None = None) -> I
         if target is None:
             # Workers of a private instance run this interpreter; give them the driver's import path too, so that
             # factories defined outside installed packages (a script's folder, a test module) unpickle there.
-            path = os.pathsep.join(p for p in sys.path if p)
             ray.init(address="local", num_cpus=num_cpus or os.cpu_count() or 1, include_dashboard=False,
                      log_to_driver=False, logging_level=logging.WARNING, _node_ip_address="127.0.0.1",
-                     runtime_env={"env_vars": {"PYTHONPATH": path}})
+                     runtime_env={"env_vars": {"PYTHONPATH": driver_path()}})
         else:
             ray.init(address=target, log_to_driver=False, logging_level=logging.WARNING)
     except (ConnectionError, RuntimeError, ValueError, OSError) as e:

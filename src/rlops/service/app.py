@@ -179,12 +179,14 @@ def _decide_response(decision: Any, principal: Principal) -> DecideResponse:
     return out
 
 
-def create_app(settings: ServiceSettings, *, hooks: Sequence[Hook] = ()) -> FastAPI:
+def create_app(settings: ServiceSettings, *, hooks: Sequence[Hook] = (), stream: int | None = None) -> FastAPI:
     """Build the app for one home folder; the engine opens at start-up and closes (flushing) at shutdown.
 
     Args:
         settings: how to serve.
         hooks: called with the engine after each tick of the leader process's supervisor (e.g. alert rules).
+        stream: the extra word of this process's random streams (see Engine's ``stream``); default: the process
+            id when ``settings.workers`` > 1, else none. Processes serving one home must not share a stream.
 
     Raises:
         ConfigError: a route declares no permission, or the JWT settings are unusable.
@@ -198,8 +200,8 @@ def create_app(settings: ServiceSettings, *, hooks: Sequence[Hook] = ()) -> Fast
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Worker processes each draw from their own random stream (see Engine's ``stream``).
-        stream = os.getpid() if settings.workers > 1 else None
-        app.state.engine = engine = Engine(settings.home, fsync=settings.fsync, stream=stream)
+        own = stream if stream is not None else os.getpid() if settings.workers > 1 else None
+        app.state.engine = engine = Engine(settings.home, fsync=settings.fsync, stream=own)
         app.state.authenticator = authenticator = Authenticator(KeyStore.for_home(engine.home), verifier)
         engine.on_shadow = metrics.record_shadow
         for name in engine.store.names():  # load every policy now, not on each worker's first request

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import ssl
@@ -62,10 +63,13 @@ class ServiceProcess:
     """
 
     def __init__(self, home: Path, start_timeout: float = 60.0, workers: int = 1,
-                 tls: tuple[Path, Path] | None = None) -> None:
+                 tls: tuple[Path, Path] | None = None, replicas: int | None = None,
+                 env: dict[str, str] | None = None) -> None:
         """``tls``: (certificate, private key) PEM files to serve HTTPS with; the readiness probe trusts that
-        certificate."""
+        certificate. ``replicas``: serve with ``--backend ray`` and that many Ray Serve replicas (a private Ray
+        instance; allow a longer ``start_timeout``). ``env``: added to the server's environment."""
         self.home, self._timeout, self.workers, self.tls = home, start_timeout, workers, tls
+        self.replicas, self.env = replicas, env
         self.log_path = home / "logs" / "service.log"
         self._proc: subprocess.Popen[bytes] | None = None
         self.url = ""
@@ -79,9 +83,11 @@ class ServiceProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
             tls = [] if self.tls is None else ["--tls-cert", str(self.tls[0]), "--tls-key", str(self.tls[1])]
+            how = (["--workers", str(self.workers)] if self.replicas is None
+                   else ["--backend", "ray", "--replicas", str(self.replicas)])
             self._proc = subprocess.Popen([sys.executable, "-m", "rlops", "serve", "--home", str(self.home),
-                                           "--port", str(port), "--workers", str(self.workers), *tls],
-                                          stdout=subprocess.DEVNULL, stderr=log)
+                                           "--port", str(port), *how, *tls],
+                                          stdout=log, stderr=log, env={**os.environ, **(self.env or {})})
         self.url = f"{'http' if self.tls is None else 'https'}://127.0.0.1:{port}"
         verify: ssl.SSLContext | bool = (True if self.tls is None
                                          else ssl.create_default_context(cafile=str(self.tls[0])))
