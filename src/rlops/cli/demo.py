@@ -28,8 +28,9 @@ def demo(
     seed: Annotated[int, typer.Option(help="Seed for the synthetic users and their clicks.")] = 0,
     lifecycle: Annotated[bool, typer.Option("--lifecycle/--no-lifecycle",
                                             help="Run the HVAC lifecycle part too.")] = True,
+    scale: Annotated[bool, typer.Option("--scale/--no-scale", help="Run the scale-out part (Ray) too.")] = True,
 ) -> None:
-    """The whole loop, in three parts, on a fresh home folder.
+    """The whole loop, in four parts, on a fresh home folder.
 
     1. A contextual bandit over HTTP: the real service starts on a free loopback port, simulated applications get
     decisions from a uniform-random logging policy and report outcomes; then an online LinUCB policy serves and
@@ -43,6 +44,9 @@ def demo(
     3. The HVAC lifecycle: train, validate with gates, register, serve with the thermostat in production and the
     policy as a sticky canary, a thermostat holdout, a weather shift, the drift alert, retraining, shadow, canary
     and promotion or rollback, with summary tables, an HTML report and the dashboard's URL.
+
+    4. Scale-out: the HVAC stress suite on local processes and on a private Ray instance (the same numbers), and
+    the bandit deployment served by two Ray Serve replicas, every answered decision in the log.
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
@@ -86,6 +90,8 @@ def demo(
     _closed_loop(root.root, fast, seed)
     if lifecycle:
         _lifecycle(root.root, fast, seed)
+    if scale:
+        _scale(root.root, fast, seed)
     _audit_summary(root.root)
 
 
@@ -193,6 +199,29 @@ def _gate_table(gates: list[dict[str, object]] | list[tuple[str, str, str]], tit
         style = _STYLE.get(str(status), "")
         table.add_row(escape(str(name)), f"[{style}]{str(status).upper()}[/]", escape(str(reason)))
     console.print(table)
+
+
+def _scale(home: Path, fast: bool, seed: int) -> None:
+    from rlops.demo.scale import run
+
+    console.rule("scale-out on Ray")
+    with console.status("starting") as status:
+
+        def say(text: str) -> None:
+            status.update(escape(text))
+            console.log(escape(text))
+
+        r = run(home, fast=fast, seed=seed, say=say)
+    table = Table("stress suite", "episodes", "wall time", "same report", title=f"HVAC stress suite of "
+                  f"{escape(r.candidate)} against the thermostat")
+    table.add_row("2 local processes", str(r.tasks), f"{r.local_seconds:.1f} s", "")
+    table.add_row("Ray, 2 actors", str(r.tasks), f"{r.ray_seconds:.1f} s (+{r.ray_start_seconds:.1f} s to start "
+                  "Ray)", "[green]yes[/]" if r.identical else "[bold red]NO[/]")
+    console.print(table)
+    console.print(f"Ray Serve, {r.replicas} replicas: {r.decisions:,} decisions from 8 client threads in "
+                  f"{r.serve_seconds:.1f} s; {r.logged:,} of them found in the event log, written by {r.writers} "
+                  f"replica processes. Serving on one machine is faster with `rlops serve --workers` (see "
+                  f"docs/benchmarks.md); Ray pays off across machines (docs/deploy.md).")
 
 
 def _lifecycle(home: Path, fast: bool, seed: int) -> None:
