@@ -43,7 +43,7 @@ def test_fast_demo_end_to_end_as_a_real_process(tmp_path: Path) -> None:
     home = tmp_path / "demo-home"
     exe = Path(sys.executable).parent / "rlops"
     proc = subprocess.run([str(exe), "demo", "--fast", "--home", str(home)], capture_output=True, text=True,
-                          timeout=300, env={**os.environ, "COLUMNS": "200"})
+                          timeout=480, env={**os.environ, "COLUMNS": "200"})
     assert proc.returncode == 0, proc.stderr
     assert "LinUCB" in proc.stdout and "optimum" in proc.stdout
     assert "Over HTTP" in proc.stdout and "decisions/s" in proc.stdout
@@ -60,7 +60,7 @@ def test_fast_demo_end_to_end_as_a_real_process(tmp_path: Path) -> None:
     from rlops.engine import Engine
 
     with Engine(home) as engine:
-        assert engine.store.names() == ["demo", "demo-logging", "hvac"]
+        assert engine.store.names() == ["demo", "demo-logging", "demo-ray", "hvac"]
         joined = engine.interactions("demo", include_pending=True)
         assert joined.stats.decisions == 2000 and joined.stats.joined == 2000
         # the demo re-sends one outcome every 1,000 decisions: recognised, never stored twice
@@ -76,6 +76,9 @@ def test_fast_demo_end_to_end_as_a_real_process(tmp_path: Path) -> None:
         logged = logging.filter(pc.equal(logging["policy_version"], "demo-logging@r1"))["reward"].to_numpy()
         learned = joined.interactions.sort_by("decision_id")["reward"].to_numpy()[-500:]
         assert learned.mean() > logged.mean() + 0.15
+    # the scale-out part: the stress suite on Ray gave the local report, and the replicas logged every decision
+    assert re.search(r"Ray, 2 actors .* yes", proc.stdout), proc.stdout[-3000:]
+    assert "200 of them found in the event log, written by 2 replica processes" in proc.stdout
     # the learned LinUCB was validated off-policy on the logging policy's logs: the DR gate passes
     assert re.search(r"DR lower bound beats the logging policy\s+│\s+PASS", proc.stdout), proc.stdout[-3000:]
     # one decision explained (exact attributions of the learned LinUCB), and its behaviour plotted in the report

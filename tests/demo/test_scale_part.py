@@ -7,16 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from rlops.demo.bandit import LEARNING, _spec
-from rlops.demo.scale import run
+from rlops.demo.scale import DEPLOYMENT, run
 from rlops.engine import Engine
 
 
 @pytest.mark.slow  # a private Ray instance twice (compute, then serving): ~40 s
 def test_the_scale_part_matches_local_numbers_and_logs_every_decision(tmp_path: Path) -> None:
     home = tmp_path / "home"
-    with Engine(home) as engine:
-        engine.apply(_spec(LEARNING, {"kind": "linucb", "params": {"alpha": 0.5, "epsilon": 0.05}}, online=True))
     said: list[str] = []
     result = run(home, fast=True, seed=3, say=said.append)
     assert result.candidate == "the thermostat"  # no lifecycle part ran: no registered PPO version
@@ -25,3 +22,5 @@ def test_the_scale_part_matches_local_numbers_and_logs_every_decision(tmp_path: 
     assert result.decisions == result.logged == 200
     assert result.writers == 2
     assert any("Ray Serve replicas" in line for line in said)
+    with Engine(home) as engine:
+        assert engine.interactions(DEPLOYMENT, include_pending=True).stats.decisions == 200

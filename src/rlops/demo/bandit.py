@@ -99,7 +99,8 @@ class DemoResult:
 GUARDRAIL = {"min_samples": 200, "max_samples": 3000, "tune_at": 300}
 
 
-def _spec(name: str, policy: dict[str, object], online: bool) -> DeploymentSpec:
+def spec(name: str, policy: dict[str, object], online: bool) -> DeploymentSpec:
+    """A deployment of the synthetic bandit with the demo's reward, guardrail and seed."""
     return DeploymentSpec.from_dict({
         "name": name, "schema": SyntheticBandit().schema.to_dict(), "reward": REWARD, "policy": policy,
         "learning": {"online": online}, "seed": 7, "guardrail": GUARDRAIL,
@@ -210,8 +211,8 @@ def run(home: Path, n: int = 10_000, seed: int = 0, progress: Progress | None = 
     expected: dict[str, list[float]] = {LOGGING: [], LEARNING: []}
     optimum: list[float] = []
     with Engine(layout) as engine:
-        engine.apply(_spec(LOGGING, {"kind": "uniform"}, online=False))
-        engine.apply(_spec(LEARNING, {"kind": "linucb", "params": {"alpha": 0.5, "epsilon": 0.05}}, online=True))
+        engine.apply(spec(LOGGING, {"kind": "uniform"}, online=False))
+        engine.apply(spec(LEARNING, {"kind": "linucb", "params": {"alpha": 0.5, "epsilon": 0.05}}, online=True))
     http, sent_http, dup_http = _http_phase(layout.root, world, n, rng, report, expected[LOGGING], optimum)
     with Engine(layout) as engine:
         sent_local, dup_local = _learning_phase(engine, world, n, rng, report, expected[LEARNING], optimum)

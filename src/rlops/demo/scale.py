@@ -3,8 +3,9 @@
 1. The stress suite of the HVAC scenario (the registered PPO policy against the thermostat, when the lifecycle part
    registered one; else the thermostat against itself) on two local processes and on a private Ray instance: the
    reports must be equal, number for number.
-2. The bandit deployment served by two Ray Serve replicas (``rlops serve --backend ray --replicas 2``), decided
-   for by concurrent clients: every answered decision is in the event log, written by both replicas.
+2. A LinUCB deployment of the bandit (``demo-ray``, beside the bandit part's, whose numbers it leaves alone)
+   served by two Ray Serve replicas (``rlops serve --backend ray --replicas 2``), decided for by concurrent
+   clients: every answered decision is in the event log, written by both replicas.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from rlops.client import Client
-from rlops.demo.bandit import LEARNING
+from rlops.demo.bandit import spec as bandit_spec
 from rlops.demo.keys import client_keys
 from rlops.engine import Engine
 from rlops.evaluation.stress import ControllerSource, StressConfig, run_stress
@@ -27,6 +28,8 @@ from rlops.scenarios import SyntheticBandit
 from rlops.service.runner import ServiceProcess
 
 Say = Callable[[str], None]
+#: The deployment the replicas serve.
+DEPLOYMENT = "demo-ray"
 
 
 @dataclass
@@ -60,7 +63,7 @@ def _candidate(home: Path) -> tuple[ControllerSource | None, str]:
 
 
 def run(home: Path, *, fast: bool = False, seed: int = 0, say: Say = print) -> ScaleResult:
-    """Run both halves on ``home`` (the bandit part must have made its deployment there)."""
+    """Run both halves on ``home`` (a home folder, made if missing)."""
     from rlops.evaluation.variations import ObservationNoise, Variation
     from rlops.scenarios.catalog import get_scenario
 
@@ -88,14 +91,17 @@ def run(home: Path, *, fast: bool = False, seed: int = 0, say: Say = print) -> S
     n = 200 if fast else 600
     segments = home / "events" / "segments"
     before = {p.name for p in segments.glob("*.seg")}
-    say(f"serving deployment {LEARNING!r} on {result.replicas} Ray Serve replicas")
-    with client_keys(home, LEARNING, 1) as (key,), \
+    with Engine(home) as engine:
+        engine.apply(bandit_spec(DEPLOYMENT, {"kind": "linucb", "params": {"alpha": 0.5, "epsilon": 0.05}},
+                                 online=False))
+    say(f"serving deployment {DEPLOYMENT!r} on {result.replicas} Ray Serve replicas")
+    with client_keys(home, DEPLOYMENT, 1) as (key,), \
             ServiceProcess(home, replicas=result.replicas, start_timeout=180) as url:
         world = SyntheticBandit()
         contexts = world.sample_contexts(n, np.random.default_rng(seed + 77))
         started = time.perf_counter()
         with Client(url, api_key=key, timeout=30) as client, ThreadPoolExecutor(8) as pool:
-            ids = list(pool.map(lambda i: client.decide(LEARNING, contexts[i], unit_id=f"scale-{i}").decision_id,
+            ids = list(pool.map(lambda i: client.decide(DEPLOYMENT, contexts[i], unit_id=f"scale-{i}").decision_id,
                                 range(n)))
         result.serve_seconds = time.perf_counter() - started
     result.decisions = len(ids)
