@@ -27,6 +27,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import threading
 import time
 import zlib
@@ -93,6 +94,8 @@ def serve_on_ray(settings: ServiceSettings, replicas: int, *, address: str | Non
         StorageError: Ray could not start, or the application did not become ready.
     """
     ray = import_ray()
+    if ray_address(address) is None:  # a private instance: its proxy listens on this machine
+        _check_port(settings.host, settings.port)
     from ray import serve
 
     stop = stop or threading.Event()
@@ -110,19 +113,19 @@ def serve_on_ray(settings: ServiceSettings, replicas: int, *, address: str | Non
             http: dict[str, Any] = {"host": settings.host, "port": settings.port}
             if settings.tls_cert is not None and settings.tls_key is not None:
                 http.update(ssl_certfile=str(settings.tls_cert), ssl_keyfile=str(settings.tls_key))
-            serve.start(http_options=http)
             deployment = serve.deployment(
                 name="decision-service", num_replicas=replicas, max_ongoing_requests=MAX_ONGOING,
                 graceful_shutdown_timeout_s=30,
-                ray_actor_options={"num_cpus": replica_cpus,
-                                   "runtime_env": {"env_vars": replica_env(
-                                       settings, metrics_dir, local=ray_address(address) is None)}},
+                ray_actor_options={"num_cpus": replica_cpus, "runtime_env": {"env_vars": replica_env(
+                    settings, metrics_dir, local=ray_address(address) is None)}},
             )(serve.ingress()(Replica))
             try:
+                serve.start(http_options=http)
                 serve.run(deployment.bind(settings.model_dump(mode="json", exclude={"jwt_key"})
                                           | _jwt(settings)), name=APP_NAME, route_prefix="/")
             except (RuntimeError, ray.exceptions.RayError) as e:
-                raise StorageError(f"the decision service did not start on Ray: {e}") from e
+                cause = getattr(e, "cause", None) or e
+                raise StorageError(f"the decision service did not start on Ray: {cause}") from e
             say(f"serving {settings.home} on {settings.scheme}://{settings.host}:{settings.port} with {replicas} "
                 f"Ray Serve replica{'s' if replicas != 1 else ''} (docs at /docs)")
             try:
@@ -133,6 +136,16 @@ def serve_on_ray(settings: ServiceSettings, replicas: int, *, address: str | Non
                 serve.shutdown()  # type: ignore[no-untyped-call]
     finally:
         shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _check_port(host: str, port: int) -> None:
+    """Refuse a port something else holds before Ray starts (Ray's proxy would fail later, in a traceback)."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as e:
+            raise StorageError(f"port: cannot listen on {host}:{port} ({e.strerror})") from e
 
 
 def _jwt(settings: ServiceSettings) -> dict[str, Any]:
