@@ -1,7 +1,8 @@
-"""`rlops serve --backend ray --replicas 2`: a real Ray Serve application on a loopback port, started as users start
-it. Every acknowledged decision is in the log (also after a replica is killed), attributable to its deployment,
-version and key; both replicas write; a hot swap, a canary and a rollback reach every replica; and the API is the
-same API (authentication, field-named errors, metrics summed over the replicas).
+"""`rlops serve --backend ray --replicas 2`: a real Ray Serve application on a loopback port, started as users
+start it, serving HTTPS through Ray's proxy with a certificate made here. Every acknowledged decision is in the log
+(also after a replica is killed), attributable to its deployment, version and key; both replicas write; a hot swap,
+a canary and a rollback reach every replica; and the API is the same API (authentication, field-named errors,
+metrics summed over the replicas).
 
 One service for the module (a private Ray instance takes ~15 s to start); the tests run in file order and the last
 one changes the deployment."""
@@ -10,10 +11,12 @@ from __future__ import annotations
 
 import os
 import signal
+import ssl
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -25,6 +28,7 @@ from rlops.service.runner import ServiceProcess
 from tests.keys import bearer, make_key
 from tests.service.conftest import REWARD
 from tests.service.test_api import USER
+from tests.service.test_tls import self_signed
 
 pytestmark = pytest.mark.slow  # a Ray instance with two replicas: ~40 s for the module
 
@@ -34,13 +38,18 @@ FOOD = {"kind": "rule", "params": {"target": "tests.rollout.rules:always_food", 
 
 
 class Service:
-    def __init__(self, home: Path, url: str, key: str) -> None:
+    def __init__(self, home: Path, url: str, key: str, certificate: Path) -> None:
         self.home, self.url, self.auth = home, url, bearer(key)
+        self.verify = ssl.create_default_context(cafile=str(certificate))
+
+    def call(self, method: str, path: str, *, auth: bool = True, **kwargs: Any) -> httpx.Response:
+        """One request on a new connection (Ray's proxy spreads requests over the replicas whatever the
+        connection), trusting only the test's certificate."""
+        return httpx.request(method, f"{self.url}{path}", headers=self.auth if auth else None, timeout=30,
+                             verify=self.verify, **kwargs)
 
     def decide(self, unit: str) -> dict[str, object]:
-        # A new connection each time: Ray's proxy spreads requests over the replicas whatever the connection.
-        r = httpx.post(f"{self.url}/v1/deployments/news/decide", json={"unit_id": unit, "context": USER},
-                       headers=self.auth, timeout=30)
+        r = self.call("POST", "/v1/deployments/news/decide", json={"unit_id": unit, "context": USER})
         assert r.status_code == 200, r.text
         body: dict[str, object] = r.json()
         return body
@@ -61,18 +70,19 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     with Engine(home) as engine:
         engine.apply(DeploymentSpec.from_dict(SPEC))
     key = make_key(home)
-    process = ServiceProcess(home, replicas=2, start_timeout=180)
+    certificate, private_key = self_signed(home.parent)
+    process = ServiceProcess(home, replicas=2, start_timeout=180, tls=(certificate, private_key))
     with process as url:
-        yield Service(home, url, key)
+        assert url.startswith("https://")
+        yield Service(home, url, key, certificate)
     assert process._proc is not None and process._proc.returncode == 0  # a graceful stop on SIGTERM
 
 
 def test_every_acknowledged_decision_is_logged_and_attributable(service: Service) -> None:
     with ThreadPoolExecutor(8) as pool:
         answers = list(pool.map(lambda i: service.decide(f"a{i}"), range(160)))
-        statuses = list(pool.map(lambda a: httpx.post(f"{service.url}/v1/outcomes", headers=service.auth, json={
-            "decision_id": a["decision_id"], "fields": {"clicked": 1}}, timeout=30).json()["results"][0]["status"],
-            answers))
+        statuses = list(pool.map(lambda a: service.call("POST", "/v1/outcomes", json={
+            "decision_id": a["decision_id"], "fields": {"clicked": 1}}).json()["results"][0]["status"], answers))
     assert statuses == ["accepted"] * 160  # an outcome finds its decision whichever replica made it
     assert len(service.writers()) == 2  # both replicas appended, each to segments of its own
     logged = service.logged()
@@ -80,20 +90,23 @@ def test_every_acknowledged_decision_is_logged_and_attributable(service: Service
         row = logged[str(a["decision_id"])]
         assert (row["deployment"], row["policy_version"], row["action"]) == ("news", "news@r1", a["action"])
         assert row["key_id"] == service.auth["Authorization"].split("_")[1]  # the key that asked
-    text = httpx.get(f"{service.url}/metrics", headers=service.auth, timeout=30).text
+    text = service.call("GET", "/metrics").text
     decided = sum(s.value for family in text_string_to_metric_families(text) for s in family.samples
                   if s.name == "rlops_decisions_total")
     assert decided == 160  # both replicas' counts, whichever answered /metrics
 
 
 def test_the_api_is_the_same_api(service: Service) -> None:
-    no_key = httpx.post(f"{service.url}/v1/deployments/news/decide", json={"unit_id": "u", "context": USER})
+    no_key = service.call("POST", "/v1/deployments/news/decide", auth=False, json={"unit_id": "u", "context": USER})
     assert no_key.status_code == 401 and no_key.headers["www-authenticate"].startswith("Bearer")
-    bad = httpx.post(f"{service.url}/v1/deployments/news/decide", headers=service.auth,
-                     json={"unit_id": "u", "context": {**USER, "age": 412}})
+    bad = service.call("POST", "/v1/deployments/news/decide", json={"unit_id": "u", "context": {**USER, "age": 412}})
     assert bad.status_code == 422 and bad.json()["error"]["field"] == "context.age"
-    assert httpx.get(f"{service.url}/readyz").json() == {"status": "ready", "deployments": 1}
-    assert "/v1/deployments/{deployment}/decide" in httpx.get(f"{service.url}/openapi.json").json()["paths"]
+    assert service.call("GET", "/readyz", auth=False).json() == {"status": "ready", "deployments": 1}
+    assert "/v1/deployments/{deployment}/decide" in service.call("GET", "/openapi.json").json()["paths"]
+    with pytest.raises(httpx.ConnectError):  # a client that does not trust the certificate is refused
+        httpx.get(f"{service.url}/healthz", timeout=10)
+    with pytest.raises(httpx.TransportError):  # and plain HTTP is not served
+        httpx.get(service.url.replace("https://", "http://") + "/healthz", timeout=10)
 
 
 def test_acknowledged_decisions_survive_a_killed_replica_and_ray_restarts_it(service: Service) -> None:
@@ -106,24 +119,22 @@ def test_acknowledged_decisions_survive_a_killed_replica_and_ray_restarts_it(ser
     # The other replica keeps answering meanwhile (a request in flight on the victim may fail: retried here).
     served, deadline = 0, time.monotonic() + 120
     while time.monotonic() < deadline and not (served >= 20 and len(service.writers() - writers) >= 1):
-        r = httpx.post(f"{service.url}/v1/deployments/news/decide", headers=service.auth, timeout=30,
-                       json={"unit_id": f"r{served}", "context": USER})
+        r = service.call("POST", "/v1/deployments/news/decide", json={"unit_id": f"r{served}", "context": USER})
         served += r.status_code == 200
     assert served >= 20
     assert service.writers() - writers, "Ray did not bring up a new replica within 120 s"
 
 
 def test_hot_swap_canary_and_rollback_reach_every_replica(service: Service) -> None:
-    admin = f"{service.url}/v1/admin/deployments/news"
-    swapped = httpx.put(admin, headers=service.auth, timeout=30,
-                        json={**SPEC, "policy": {"kind": "linucb", "params": {"alpha": 0.9, "epsilon": 0.2}}})
+    admin = "/v1/admin/deployments/news"
+    swapped = service.call("PUT", admin, json={**SPEC, "policy": {"kind": "linucb",
+                                                                   "params": {"alpha": 0.9, "epsilon": 0.2}}})
     assert swapped.status_code == 200, swapped.text
     version = swapped.json()["policy_version"]
     assert version != "news@r1"
     _until(lambda: {service.decide(f"s{i}")["policy_version"] for i in range(30)} == {version})
 
-    canary = httpx.post(f"{admin}/canary", headers=service.auth, timeout=30,
-                        json={"policy": FOOD, "fraction": 0.5, "reason": "try food"})
+    canary = service.call("POST", f"{admin}/canary", json={"policy": FOOD, "fraction": 0.5, "reason": "try food"})
     assert canary.status_code == 200, canary.text
     _until(lambda: len({service.decide(f"c{i}")["policy_version"] for i in range(30)}) == 2)
     seen: dict[str, set[object]] = {}
@@ -133,7 +144,7 @@ def test_hot_swap_canary_and_rollback_reach_every_replica(service: Service) -> N
     assert all(len(v) == 1 for v in seen.values())  # sticky: a unit gets one arm from every replica
     assert len({v for s in seen.values() for v in s}) == 2
 
-    rolled = httpx.post(f"{admin}/rollback", headers=service.auth, timeout=30, json={"reason": "no"})
+    rolled = service.call("POST", f"{admin}/rollback", json={"reason": "no"})
     assert rolled.status_code == 200, rolled.text
     _until(lambda: {service.decide(f"c{i}")["policy_version"] for i in range(30)} == {version})
 
