@@ -141,5 +141,7 @@ def test_bad_settings_are_refused_with_the_field_named() -> None:
     _, box = _box_log(50, seed=1)
     with pytest.raises(ValidationError, match=r"^kind: 'cql' needs fixed discrete actions"):
         sweep_retrain(box, BOX, kind="cql")
+    with pytest.raises(ValidationError, match=r"^kind: 'bandit' needs fixed discrete actions"):
+        sweep_retrain(box, BOX, kind="bandit")
     with pytest.raises(ValidationError, match=r"^holdout: leaves 2 of 3 episodes to fit and 1 to score"):
         sweep_retrain(chain_log(3, seed=0), chain_schema(), kind="cql", cql=CQLConfig(steps=5))

@@ -47,9 +47,10 @@ uncertainty). Ties go to the higher point estimate, then to the lower grid index
 It is the candidate as fitted on the training part, so the score in the table is the score of the policy returned.
 
 **Backends**: ``local`` fits one candidate after another in this process; ``ray`` runs one task per grid point on a
-pool of Ray actors (:func:`rlops.scale.actor_map`), each of which receives the prepared training data once. Every
-task carries its own seed and runs with the same torch and BLAS thread counts, so both give the same scores, the
-same winner and the same weights.
+pool of Ray actors (:func:`rlops.scale.actor_map`), each of which receives the prepared training data once (read,
+checked and split here first, so a bad log or setting fails before any worker starts). Every task carries its own
+seed and runs with the same torch and BLAS thread counts, so both give the same scores, the same winner and the
+same weights.
 """
 
 from __future__ import annotations
@@ -72,10 +73,10 @@ from rlops.events.join import JoinResult
 from rlops.policies.mlp import MLPPolicy
 from rlops.scale.backend import Backend
 from rlops.schema import BoxActions, DiscreteActions, Schema
-from rlops.training.offline.bandit import BanditMethod, fit_bandit_policy
+from rlops.training.offline.bandit import MIN_ROWS, BanditMethod, fit_bandit_policy, holdout_split
 from rlops.training.offline.bc import BCConfig, fit_bc
 from rlops.training.offline.cql import CQLConfig, fit_cql
-from rlops.training.offline.data import as_table, read_logged
+from rlops.training.offline.data import LoggedRows, as_table, read_logged
 from rlops.training.offline.networks import torch_threads
 from rlops.training.offline.retrain import (
     RetrainKind,
@@ -360,7 +361,7 @@ class _Job:
     z: float
     bc: BCConfig
     cql: CQLConfig
-    table: pa.Table | None = None  # bandit: every row (the fit holds out the same rows for every candidate)
+    rows: LoggedRows | None = None  # bandit: every row (each fit holds out the same rows, by ``seed``)
     train: Transitions | None = None  # bc, cql
     test: Transitions | None = None
 
@@ -387,8 +388,8 @@ class _Trainer:
 
     def _bandit(self, point: SweepPoint) -> tuple[RetrainResult, CandidateScore]:
         job = self.job
-        assert job.table is not None and point.method is not None and point.l2 is not None  # built so by _prepare
-        fit = fit_bandit_policy(job.table, job.schema, method=point.method, l2=point.l2, epsilon=job.epsilon,
+        assert job.rows is not None and point.method is not None and point.l2 is not None  # built so by _prepare
+        fit = fit_bandit_policy(job.rows, job.schema, method=point.method, l2=point.l2, epsilon=job.epsilon,
                                 holdout=job.holdout, seed=job.seed)
         d = fit.diagnostics
         assert d.estimate is not None  # evaluate=True
@@ -474,8 +475,13 @@ def _prepare(table: pa.Table, schema: Schema, kind: RetrainKind, reason: str, *,
     common: dict[str, Any] = {"kind": kind, "reason": reason, "schema": schema, "epsilon": epsilon,
                               "gap_seconds": gap_seconds, "holdout": holdout, "seed": seed, "z": z, "bc": bc,
                               "cql": cql}
-    if kind is RetrainKind.BANDIT:
-        return _Job(score=SweepScore.DR, table=table, **common)
+    if kind is RetrainKind.BANDIT:  # read and checked here, once: a bad log fails before any worker starts
+        if not isinstance(schema.actions, DiscreteActions):
+            raise ValidationError("kind", f"'bandit' needs fixed discrete actions, this schema's are "
+                                          f"'{schema.actions.type}'; use kind='bc'")
+        rows = read_logged(table, schema, min_rows=MIN_ROWS)
+        holdout_split(rows.n, holdout, seed)
+        return _Job(score=SweepScore.DR, rows=rows, **common)
     if kind is RetrainKind.CQL:
         if not isinstance(schema.actions, DiscreteActions):
             raise ValidationError("kind", f"'cql' needs fixed discrete actions, this schema's are "
