@@ -48,5 +48,9 @@ def test_bad_options_exit_2_and_name_them(home: Path, capsys: pytest.CaptureFixt
     assert main(["retrain", "news", "--kind", "magic", "--home", str(home)]) == 2
     assert "--kind" in capsys.readouterr().err
     assert main(["retrain", "news", "--stop-after", "lunch", "--home", str(home)]) == 2
+    assert main(["retrain", "news", "--sweep", "0", "--home", str(home)]) == 2
+    assert "--sweep" in capsys.readouterr().err
+    assert main(["loop", "news", "--backend", "spark", "--home", str(home)]) == 2
+    assert "--backend" in capsys.readouterr().err
     assert main(["deploy", "canary", "news", "nope@1", "-r", "x", "--home", str(home)]) == 1
     assert "not registered" in capsys.readouterr().err

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pydantic
 import pytest
 
 from rlops.engine import DeploymentSpec, Engine
@@ -176,3 +177,40 @@ def test_the_schedule_waits_for_a_trigger_and_runs_one_cycle_per_trigger(engine:
     assert loop.run_schedule(None, max_cycles=1, sleep=nap) == 1
     assert "triggered: drift alert" in lines and any(line.startswith("cycle skipped") for line in lines)
     assert take_trigger(engine.home.root, "news") is None  # the trigger was consumed
+
+
+def test_without_a_sweep_the_candidate_is_the_one_retrain_from_table_fits(engine: Engine) -> None:
+    from rlops.training.offline import retrain_from_table
+
+    World(engine, seed=5).traffic(1000)
+    state = Loop(engine, "news", CONFIG).run_cycle(until=Step.VALIDATE)
+    assert CONFIG.sweep == 1 and state.sweep is None
+    assert state.notes[-1] == "trained a candidate with bandit-dr (1,000 interactions)"
+    table = engine.interactions("news", as_of_us=state.trained_us, include_pending=True).interactions
+    expected = retrain_from_table(table, WORLD.schema, kind="bandit", seed=CONFIG.seed).policy
+    saved = load_policy(str(state.folder)).state()
+    assert saved.keys() == expected.state().keys()
+    for key, value in expected.state().items():
+        np.testing.assert_array_equal(saved[key], value)
+
+
+def test_a_sweep_keeps_its_winner_and_records_what_it_tried(engine: Engine) -> None:
+    World(engine, seed=6).traffic(1000)
+    lines: list[str] = []
+    config = CONFIG.model_copy(update={"sweep": 3})
+    state = Loop(engine, "news", config, say=lines.append).run_cycle(until=Step.VALIDATE)
+    sweep = state.sweep
+    assert sweep is not None and sweep["kind"] == "bandit" and sweep["score"] == "dr" and sweep["holdout"] == 0.3
+    rows = sweep["candidates"]
+    assert [(r["method"], r["l2"]) for r in rows] == [("dr", 1.0), ("ips", 1.0), ("dm", 1.0)]
+    winner = rows[sweep["winner"]]
+    assert winner["low"] == max(r["low"] for r in rows)
+    assert state.method is not None and state.method.startswith(f"bandit-{winner['method']}: ")
+    note = state.notes[-1]
+    assert note.startswith(f"trained a candidate with bandit-{winner['method']} (1,000 interactions); best of 3 by "
+                           f"held-out dr lower bound: #{sweep['winner']} ")
+    assert len(note) < 160  # one short line; the table and the reason are in state.sweep
+    assert sum(line.startswith("  candidate ") for line in lines) == 3
+    assert Loop(engine, "news", config).state() == state  # the record survives the state file
+    with pytest.raises(pydantic.ValidationError, match="sweep"):
+        LoopConfig(sweep=0)

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.markup import escape
 
-from rlops.cli.common import HomeOption, app, console, existing_home
+from rlops.cli.common import ComputeBackend, HomeOption, app, console, existing_home
+from rlops.scale.backend import Backend
 
 if TYPE_CHECKING:
     from rlops.rollout.loop import LoopConfig
@@ -24,11 +25,14 @@ Fraction = Annotated[float, typer.Option("--canary-fraction", min=0.0, max=1.0, 
 Timeout = Annotated[float, typer.Option("--canary-timeout", min=1.0, help="Seconds to wait for the guardrail's "
                                                                           "verdict before rolling back.")]
 MinRows = Annotated[int, typer.Option("--min-interactions", min=1, help="Joined interactions needed to train.")]
+Sweep = Annotated[int, typer.Option("--sweep", help="Candidates to train (a grid over seeds and the learner's main "
+                                                    "hyperparameters), each scored on held-out logs; the best is "
+                                                    "kept. 1: one candidate on all the data.")]
 
 
 _OPTIONS = {"kind": "--kind", "gates": "--gates", "shadow_decisions": "--shadow-decisions",
             "canary_fraction": "--canary-fraction", "canary_timeout": "--canary-timeout",
-            "min_interactions": "--min-interactions"}
+            "min_interactions": "--min-interactions", "sweep": "--sweep", "backend": "--backend"}
 
 
 def _config(**values: object) -> LoopConfig:
@@ -53,6 +57,7 @@ def retrain(
     deployment: Annotated[str, typer.Argument(help="The deployment whose logs to learn from.")],
     kind: Kind = "auto", gates: Gates = None, shadow_decisions: ShadowDecisions = 200,
     canary_fraction: Fraction = 0.1, canary_timeout: Timeout = 3600.0, min_interactions: MinRows = 200,
+    sweep: Sweep = 1, backend: ComputeBackend = Backend.LOCAL,
     stop_after: Annotated[str | None, typer.Option("--stop-after", help="register or shadow: stop there (the "
                                                                         "next `rlops retrain` resumes).",
                                                    show_default=False)] = None,
@@ -66,7 +71,7 @@ def retrain(
     from rlops.rollout.loop import Loop, Step
 
     config = _config(kind=kind, gates=gates, shadow_decisions=shadow_decisions, canary_fraction=canary_fraction,
-                     canary_timeout=canary_timeout, min_interactions=min_interactions)
+                     canary_timeout=canary_timeout, min_interactions=min_interactions, sweep=sweep, backend=backend)
     until = {None: None, "register": Step.SHADOW, "shadow": Step.CANARY}
     if stop_after not in until:
         raise typer.BadParameter("expected register or shadow", param_hint="--stop-after")
@@ -87,7 +92,7 @@ def loop(
     = 0,
     kind: Kind = "auto", gates: Gates = None, shadow_decisions: ShadowDecisions = 200,
     canary_fraction: Fraction = 0.1, canary_timeout: Timeout = 3600.0, min_interactions: MinRows = 200,
-    home: HomeOption = None,
+    sweep: Sweep = 1, backend: ComputeBackend = Backend.LOCAL, home: HomeOption = None,
 ) -> None:
     """Run retrain -> validate -> shadow -> canary -> promote/rollback on a schedule (--every) or when an alert's
     retrain action triggers it; safe to interrupt and restart (it resumes the cycle it was in)."""
@@ -96,7 +101,7 @@ def loop(
     from rlops.rollout.loop import Loop
 
     config = _config(kind=kind, gates=gates, shadow_decisions=shadow_decisions, canary_fraction=canary_fraction,
-                     canary_timeout=canary_timeout, min_interactions=min_interactions)
+                     canary_timeout=canary_timeout, min_interactions=min_interactions, sweep=sweep, backend=backend)
     try:
         period = None if every is None else parse_duration(every)
     except ValueError as e:

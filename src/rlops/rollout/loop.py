@@ -7,7 +7,8 @@ hash) is found again instead of registered anew.
 
 Steps and what moves a cycle on:
 
-``train``     fit a candidate from the deployment's joined interactions (``rlops.training.offline``)
+``train``     fit a candidate from the deployment's joined interactions (``rlops.training.offline``), or with
+              ``sweep`` > 1 several, each scored on held-out logs, keeping the best (on Ray with ``backend`` ray)
 ``validate``  the validation gates on the logged data (:func:`rlops.evaluation.validate.validate`); a FAIL ends the
               cycle as ``rejected``
 ``register``  a signed registry version with lineage (the event range, reward spec, parent), the report, and the
@@ -34,7 +35,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field
@@ -48,6 +49,10 @@ from rlops.files import write_atomic
 from rlops.policies import content_hash, save_policy
 from rlops.registry import Lineage, ModelRef, Registry, events_fingerprint
 from rlops.rollout.operations import Rollout
+from rlops.scale.backend import Backend
+
+if TYPE_CHECKING:
+    from rlops.training.offline import CandidateScore
 
 
 class Step(StrEnum):
@@ -75,6 +80,10 @@ class LoopConfig(BaseModel):
         require_approval: stop before the canary and wait for a human (``rlops deploy canary``).
         poll: seconds between looks while shadowing or in canary (default 2).
         seed: seeds training and validation.
+        sweep: candidates to train, each scored on held-out logs, the best kept
+            (:func:`~rlops.training.offline.sweep_retrain`); default 1: one candidate on all the data, no sweep.
+        backend: where a sweep's candidates train: ``local`` (one after another here) or ``ray`` (Ray actors);
+            the same candidate either way. Unused without a sweep.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -88,6 +97,8 @@ class LoopConfig(BaseModel):
     require_approval: bool = False
     poll: float = Field(default=2.0, gt=0.0)
     seed: int = 0
+    sweep: int = Field(default=1, ge=1)
+    backend: Backend = Backend.LOCAL
 
 
 @dataclass
@@ -102,6 +113,8 @@ class LoopState:
         folder: the trained candidate's policy folder.
         trained_us: the "now" of the training data: interactions joined as of then.
         method: how it was trained, and why that method.
+        sweep: with ``LoopConfig.sweep`` > 1, what was tried and why the winner won
+            (:meth:`~rlops.training.offline.SweepResult.to_dict`), else ``None``.
         report: the validation report (``report.json``) and its status.
         candidate: the registered version, ``MODEL@N``.
         stage_started_us: when the current shadow or canary began.
@@ -116,6 +129,7 @@ class LoopState:
     folder: str | None = None
     trained_us: int | None = None
     method: str | None = None
+    sweep: dict[str, Any] | None = None
     report: str | None = None
     status: str | None = None
     candidate: str | None = None
@@ -220,7 +234,7 @@ class Loop:
         self._save(state, note)
 
     def _train(self, state: LoopState) -> None:
-        from rlops.training.offline import retrain_from_table
+        from rlops.training.offline import retrain_from_table, sweep_retrain
 
         trained_us = now_us()
         early = self.engine.spec(self.deployment).early_outcomes_usable  # else only closed windows (unbiased)
@@ -230,14 +244,27 @@ class Loop:
                                         "all_outcomes_reported)")
             raise ConflictError(f"deployment {self.deployment!r} has {table.num_rows} joined interactions{waiting}; "
                                 f"retraining needs {self.config.min_interactions} (min_interactions)")
-        self.say(f"training on {table.num_rows:,} interactions ({self.config.kind})")
         schema = self.engine.spec(self.deployment).schema_
-        result = retrain_from_table(table, schema, kind=self.config.kind, seed=self.config.seed)  # type: ignore[arg-type]
+        how = ""
+        if self.config.sweep > 1:
+            self.say(f"training {self.config.sweep} candidates on {table.num_rows:,} interactions "
+                     f"({self.config.kind}, backend {self.config.backend.value})")
+            swept = sweep_retrain(table, schema, sweep=self.config.sweep, kind=self.config.kind,
+                                  seed=self.config.seed, backend=self.config.backend, on_candidate=self._tried)
+            self.say(f"  kept {swept.reason}")
+            result, state.sweep, how = swept.best, swept.to_dict(), f"; {swept.summary()}"
+        else:
+            self.say(f"training on {table.num_rows:,} interactions ({self.config.kind})")
+            result = retrain_from_table(table, schema, kind=self.config.kind, seed=self.config.seed)  # type: ignore[arg-type]
         folder = self.engine.home.root / "candidates" / self.deployment / f"cycle-{state.cycle}"
         save_policy(result.policy, folder)
         state.folder, state.method, state.step = str(folder), f"{result.method.value}: {result.reason}", Step.VALIDATE
         state.trained_us = trained_us
-        self._save(state, f"trained a candidate with {result.method.value} ({table.num_rows:,} interactions)")
+        self._save(state, f"trained a candidate with {result.method.value} ({table.num_rows:,} interactions){how}")
+
+    def _tried(self, score: CandidateScore, done: int, total: int) -> None:
+        self.say(f"  candidate {done}/{total}: {score.point.label()}: {score.value:.4g} "
+                 f"[{score.low:.4g}, {score.high:.4g}]")
 
     def _validate(self, state: LoopState) -> None:
         from rlops.evaluation.gates import GatesFile

@@ -1,6 +1,7 @@
 """Retraining from logged interactions: bandit policy learning, behaviour cloning and offline RL (discrete CQL).
 
-The entry point is :func:`retrain_from_table`; see ``docs/retraining.md``. Importing this package registers the
+The entry points are :func:`retrain_from_table` (one candidate) and :func:`sweep_retrain` (several, scored on
+held-out logs, the best kept); see ``docs/retraining.md``. Importing this package registers the
 ``mlp`` policy kind (:class:`MLPPolicy`) that behaviour cloning and CQL produce.
 """
 
@@ -15,7 +16,17 @@ from rlops.training.offline.retrain import (
     RetrainMethod,
     RetrainResult,
     SequentialDiagnostics,
+    choose_kind,
     retrain_from_table,
+)
+from rlops.training.offline.sweep import (
+    CandidateScore,
+    SweepPoint,
+    SweepResult,
+    SweepScore,
+    pick_best,
+    sweep_grid,
+    sweep_retrain,
 )
 from rlops.training.offline.transitions import (
     DEFAULT_GAP_SECONDS,
@@ -31,6 +42,7 @@ __all__ = [
     "BanditFit",
     "BanditMethod",
     "CQLConfig",
+    "CandidateScore",
     "Head",
     "LoggedRows",
     "MLPPolicy",
@@ -40,14 +52,21 @@ __all__ = [
     "RetrainMethod",
     "RetrainResult",
     "SequentialDiagnostics",
+    "SweepPoint",
+    "SweepResult",
+    "SweepScore",
     "Transitions",
     "behaviour_cloning",
+    "choose_kind",
     "fit_bandit_policy",
     "fit_bc",
     "fit_cql",
     "is_single_step",
+    "pick_best",
     "pseudo_rewards",
     "read_logged",
     "retrain_from_table",
+    "sweep_grid",
+    "sweep_retrain",
     "transitions_from_table",
 ]

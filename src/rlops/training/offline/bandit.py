@@ -200,8 +200,28 @@ def _evaluate(policy: BasePolicy, rows: LoggedRows, k: int, seed: int) -> tuple[
     return estimate, ess
 
 
+def holdout_split(n: int, holdout: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted row indices ``(fit, evaluate)``: a seeded ``holdout`` fraction of ``n`` rows to evaluate on, the rest
+    to fit on; with ``holdout`` 0, every row for both.
+
+    Raises:
+        ValidationError: ``holdout`` outside [0, 0.9], or a split that leaves fewer than ``MIN_ROWS`` on a side.
+    """
+    if not 0.0 <= holdout <= 0.9:
+        raise ValidationError("holdout", f"must be in [0, 0.9], got {holdout!r}")
+    every = np.arange(n)
+    if holdout == 0.0:
+        return every, every
+    order = np.random.default_rng(seed).permutation(n)
+    n_test = max(1, round(holdout * n))
+    if n - n_test < MIN_ROWS or n_test < MIN_ROWS:
+        raise ValidationError("holdout", f"leaves {n - n_test} rows to fit and {n_test} to evaluate; each needs at "
+                                         f"least {MIN_ROWS}")
+    return np.sort(order[n_test:]), np.sort(order[:n_test])
+
+
 def fit_bandit_policy(
-    interactions: pa.Table | JoinResult,
+    interactions: pa.Table | JoinResult | LoggedRows,
     schema: Schema,
     *,
     method: BanditMethod | str = BanditMethod.DR,
@@ -216,7 +236,8 @@ def fit_bandit_policy(
     """Fit a contextual-bandit policy from joined interactions.
 
     Args:
-        interactions: joined interactions over fixed discrete actions (:mod:`rlops.training.offline.data`).
+        interactions: joined interactions over fixed discrete actions (:mod:`rlops.training.offline.data`), or
+            the rows :func:`~rlops.training.offline.data.read_logged` read from them with this schema.
         schema: the deployment's schema.
         method: ``"dr"`` (default), ``"ips"`` or ``"dm"``; see the module docstring.
         epsilon: exploration of the new epsilon-greedy policy, in (0, 1], default 0.05: the greedy action is logged
@@ -260,16 +281,18 @@ def fit_bandit_policy(
         raise ValidationError("holdout", f"must be in [0, 0.9], got {holdout!r}")
     if parent is not None:
         _check_parent(parent, schema, method)
-    rows = read_logged(interactions, schema, min_rows=MIN_ROWS)
+    if isinstance(interactions, LoggedRows):
+        rows = interactions
+        if rows.n < MIN_ROWS:
+            raise ValidationError("interactions", f"{rows.n} rows are too few to fit a policy (need at least "
+                                                  f"{MIN_ROWS})")
+    else:
+        rows = read_logged(interactions, schema, min_rows=MIN_ROWS)
     k = schema.actions.n
     train, test = rows, rows
     if holdout > 0.0:
-        order = np.random.default_rng(seed).permutation(rows.n)
-        n_test = max(1, round(holdout * rows.n))
-        train, test = _subset(rows, np.sort(order[n_test:])), _subset(rows, np.sort(order[:n_test]))
-        if train.n < MIN_ROWS or test.n < MIN_ROWS:
-            raise ValidationError("holdout", f"leaves {train.n} rows to fit and {test.n} to evaluate; each needs at "
-                                             f"least {MIN_ROWS}")
+        fit_rows, eval_rows = holdout_split(rows.n, holdout, seed)
+        train, test = _subset(rows, fit_rows), _subset(rows, eval_rows)
 
     policy = _copy(parent) if parent is not None else EpsilonGreedy(
         schema, RidgeScorer.for_schema(schema, {"l2": l2}, {}), epsilon=epsilon)

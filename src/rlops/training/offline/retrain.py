@@ -91,7 +91,9 @@ class RetrainResult:
     diagnostics: BanditDiagnostics | SequentialDiagnostics
 
 
-def _choose(table: pa.Table, schema: Schema, gap_seconds: float) -> tuple[RetrainKind, str]:
+def choose_kind(table: pa.Table, schema: Schema,
+                gap_seconds: float = DEFAULT_GAP_SECONDS) -> tuple[RetrainKind, str]:
+    """The learner ``kind="auto"`` runs on these interactions (see the module docstring), and one sentence on why."""
     discrete = isinstance(schema.actions, DiscreteActions)
     if is_single_step(table, gap_seconds=gap_seconds):
         why = f"no unit has two decisions within {gap_seconds:g} s, so every episode is one step"
@@ -159,7 +161,7 @@ def retrain_from_table(
     table = as_table(interactions)
     reason = f"kind {kind.value!r} was asked for"
     if kind is RetrainKind.AUTO:
-        kind, reason = _choose(table, schema, gap_seconds)
+        kind, reason = choose_kind(table, schema, gap_seconds)
 
     if kind is RetrainKind.BANDIT:
         fit = fit_bandit_policy(table, schema, method=method, epsilon=epsilon, parent=parent, holdout=holdout,

@@ -71,6 +71,19 @@ class Transitions:
         """True for box actions."""
         return self.action.ndim == 2
 
+    def select_episodes(self, keep: np.ndarray) -> Transitions:
+        """The transitions of the episodes where ``keep`` (``(n_episodes,)`` booleans) is True, whole, with the
+        episodes renumbered ``0, 1, ...`` in their order here (a held-out split keeps every next state valid)."""
+        keep = np.asarray(keep, dtype=bool)
+        if keep.shape != (self.n_episodes,):
+            raise ValidationError("keep", f"expected {self.n_episodes} booleans (one per episode), got {keep.shape}")
+        rows = keep[self.episode]
+        renumber = np.cumsum(keep) - 1
+        return Transitions(state=self.state[rows], action=self.action[rows], reward=self.reward[rows],
+                           next_state=self.next_state[rows], done=self.done[rows], propensity=self.propensity[rows],
+                           episode=renumber[self.episode[rows]].astype(np.int64), step=self.step[rows],
+                           unit_id=self.unit_id[rows], row=self.row[rows])
+
 
 def _check_gap(gap_seconds: float) -> int:
     if not (gap_seconds >= 0 and np.isfinite(gap_seconds)):
