@@ -46,5 +46,5 @@ def existing_home(path: Path | None) -> Home:
     return Home.resolve(path).require()
 
 ComputeBackend = Annotated[Backend, typer.Option(
-    "--backend", help="Where the parallel work runs: local processes, or ray (a private Ray instance on this "
+    "--backend", help="Where the parallel work runs: local (this machine) or ray (a private Ray instance on this "
                       "machine, or the cluster $RLOPS_RAY_ADDRESS names; docs/deploy.md). Same numbers either way.")]
