@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 from types import ModuleType
 
@@ -65,6 +66,19 @@ def test_actor_map_runs_every_task_once_on_state_built_once_per_actor(ray_local:
     # two actors, each counting its own calls: together 10, and each went past 1 (state kept between tasks)
     counts = sorted(c for _, c in got.values())
     assert counts.count(1) == 2 and max(counts) >= 5
+    _free_cpus_come_back(ray_local)
+    # more actors than CPUs: each gets a share of one, and all of them run
+    more: dict[int, tuple[int, int]] = {}
+    actor_map(lambda: Squarer(0), "square", [(x,) for x in range(7)], on_result=more.__setitem__, workers=7)
+    assert sorted(v for v, _ in more.values()) == [x * x for x in range(7)]
+    _free_cpus_come_back(ray_local)
+
+
+def _free_cpus_come_back(ray: ModuleType) -> None:
+    deadline = time.monotonic() + 10
+    while ray.available_resources().get("CPU", 0.0) < 2.0:
+        assert time.monotonic() < deadline, f"actors still hold CPUs: {ray.available_resources()}"
+        time.sleep(0.1)
 
 
 def test_errors_in_actors_come_back_as_themselves(ray_local: ModuleType) -> None:
@@ -73,8 +87,9 @@ def test_errors_in_actors_come_back_as_themselves(ray_local: ModuleType) -> None
     assert caught.value.field == "x" and caught.value.rule == "must be >= 0, got -4"
     with pytest.raises(ConfigError, match="could not be built"):
         actor_map(broken_host, "square", [(1,)], on_result=lambda i, v: None)
-    with pytest.raises(StorageError, match=r"task 1 failed.*unlucky"):
+    with pytest.raises(StorageError, match=r"task 1 failed: ZeroDivisionError: unlucky$"):
         actor_map(lambda: Squarer(0), "square", [(1,), (13,)], on_result=lambda i, v: None, workers=1)
+    _free_cpus_come_back(ray_local)  # every actor was killed, after errors too
     # the stress suite's own errors too: a controller that cannot be pickled is refused before Ray sees it
     with pytest.raises(ConfigError, match="must pickle"):
         run_stress(LINEAR, lambda env: Feedback(1.0), weak, StressConfig(episodes=2), progress=False,

@@ -112,7 +112,9 @@ def test_the_api_is_the_same_api(service: Service) -> None:
 def test_acknowledged_decisions_survive_a_killed_replica_and_ray_restarts_it(service: Service) -> None:
     before = [service.decide(f"k{i}") for i in range(40)]
     writers = service.writers()
-    victim = max(writers)
+    replicas = _replica_processes()
+    assert len(replicas) == 2 and replicas <= writers  # the two replicas are the event log's writers
+    victim = max(replicas)
     os.kill(victim, signal.SIGKILL)
     logged = service.logged()
     assert all(str(a["decision_id"]) in logged for a in before)  # acknowledged means on disk
@@ -149,7 +151,19 @@ def test_hot_swap_canary_and_rollback_reach_every_replica(service: Service) -> N
     _until(lambda: {service.decide(f"c{i}")["policy_version"] for i in range(30)} == {version})
 
 
-def _until(check: Callable[[], bool], timeout: float = 10.0) -> None:
+def _replica_processes() -> set[int]:
+    """Process ids of Ray Serve's replica processes on this machine (Ray names them ``ray::ServeReplica:...``)."""
+    found = set()
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and (proc / "cmdline").read_bytes().startswith(b"ray::ServeReplica:rlops-"):
+                found.add(int(proc.name))
+        except OSError:  # gone meanwhile
+            continue
+    return found
+
+
+def _until(check: Callable[[], bool], timeout: float = 30.0) -> None:
     """Every replica looks for a newer revision at most once a second: wait for ``check()`` to hold."""
     deadline = time.monotonic() + timeout
     while not check():

@@ -12,7 +12,7 @@ import pytest
 from rlops.cli.main import main
 from rlops.engine import Engine
 from rlops.errors import DependencyNotInstalled
-from rlops.scale.ray_serve import replica_env
+from rlops.scale.ray_serve import app_name, replica_env, replica_settings
 from rlops.service import ServiceSettings
 
 
@@ -38,7 +38,25 @@ def test_wrong_combinations_name_the_option(home: Path, args: list[str], option:
 
 def test_the_environment_sets_the_options(home: Path, monkeypatch: pytest.MonkeyPatch,
                                           capsys: pytest.CaptureFixture[str]) -> None:
+    import rlops.scale.ray_serve
+
+    got: dict[str, object] = {}
+
+    def fake(settings: ServiceSettings, replicas: int, *, address: str | None, **_: object) -> None:
+        got.update(settings=settings, replicas=replicas, address=address)
+
+    monkeypatch.setattr(rlops.scale.ray_serve, "serve_on_ray", fake)
     monkeypatch.setenv("RLOPS_SERVE_BACKEND", "ray")
+    monkeypatch.setenv("RLOPS_REPLICAS", "3")
+    monkeypatch.setenv("RLOPS_HOST", "0.0.0.0")
+    monkeypatch.setenv("RLOPS_PORT", "8123")
+    monkeypatch.setenv("RLOPS_RAY_ADDRESS", "ray://head:10001")
+    monkeypatch.setenv("RLOPS_MAX_BATCH", "77")
+    assert main(["serve", "--home", str(home)]) == 0
+    settings = got["settings"]
+    assert isinstance(settings, ServiceSettings)
+    assert (settings.host, settings.port, settings.max_batch) == ("0.0.0.0", 8123, 77)
+    assert (got["replicas"], got["address"]) == (3, "ray://head:10001")
     monkeypatch.setenv("RLOPS_WORKERS", "3")
     assert main(["serve", "--home", str(home)]) == 2  # RLOPS_WORKERS=3 with the Ray backend from the environment
     assert "--workers" in capsys.readouterr().err
@@ -62,15 +80,27 @@ def test_without_ray_the_error_says_how_to_install_it(home: Path, monkeypatch: p
         serve_on_ray(ServiceSettings(home=home, port=8000), 2)
 
 
-def test_replicas_get_the_settings_and_the_storage_locations(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_replicas_get_no_secret_through_ray(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RLOPS_METADATA_URL", "postgresql+psycopg://rlops@db/rlops")
+    monkeypatch.setenv("RLOPS_JWT_KEY_FILE", "/run/secrets/jwt.pem")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
-    monkeypatch.setenv("UNRELATED", "x")
-    settings = ServiceSettings(home=home, port=8123, rate_limit=0)
-    env = replica_env(settings, home / "run" / "m", local=True)
-    assert env["RLOPS_HOME"] == str(home) and env["RLOPS_PORT"] == "8123" and env["RLOPS_RATE_LIMIT"] == "0.0"
-    assert env["RLOPS_METADATA_URL"] == "postgresql+psycopg://rlops@db/rlops"
-    assert env["AWS_DEFAULT_REGION"] == "eu-west-1" and "UNRELATED" not in env
-    assert env["PROMETHEUS_MULTIPROC_DIR"] == str(home / "run" / "m")
-    assert str(Path(__file__).resolve().parents[2]) in env["PYTHONPATH"].split(":")
-    assert "PYTHONPATH" not in replica_env(settings, home / "run" / "m", local=False)
+    for secret in ("RLOPS_SIGNING_KEY", "RLOPS_API_KEY", "RLOPS_DATA_KEY", "AWS_SECRET_ACCESS_KEY", "UNRELATED"):
+        monkeypatch.setenv(secret, "s3cr3t")
+    metrics = home / "run" / "m"
+    cluster = replica_env(metrics, local=False)
+    assert cluster == {"PROMETHEUS_MULTIPROC_DIR": str(metrics), "AWS_DEFAULT_REGION": "eu-west-1",
+                       "RLOPS_METADATA_URL": "postgresql+psycopg://rlops@db/rlops",
+                       "RLOPS_JWT_KEY_FILE": "/run/secrets/jwt.pem"}
+    local = replica_env(metrics, local=True)  # a private instance's replicas inherit the environment itself
+    assert set(local) == {"PROMETHEUS_MULTIPROC_DIR", "PYTHONPATH"}
+    assert str(Path(__file__).resolve().parents[2]) in local["PYTHONPATH"].split(":")
+    settings = ServiceSettings(home=home, port=8123, rate_limit=0, jwt_issuer="https://idp", jwt_audience="rlops",
+                               jwt_key="k" * 40, jwt_algorithm="HS256")
+    given = replica_settings(settings)
+    assert "jwt_key" not in given and "tls_cert" not in given and "s3cr3t" not in str(given)
+    assert (given["rate_limit"], given["jwt_issuer"], given["home"]) == (0.0, "https://idp", str(home))
+
+
+def test_app_names_differ_by_home(tmp_path: Path) -> None:
+    assert app_name(tmp_path / "a") != app_name(tmp_path / "b")
+    assert app_name(tmp_path / "a") == app_name(tmp_path / "x" / ".." / "a")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -23,14 +24,17 @@ from rlops.errors import DependencyNotInstalled, RlopsError, StorageError
 ADDRESS_VAR = "RLOPS_RAY_ADDRESS"
 
 
-def import_ray() -> ModuleType:
-    """Ray, with usage statistics off (and no token written to ``~/.ray`` unless the caller configured auth).
+def import_ray(address: str | None = None) -> ModuleType:
+    """Ray, with usage statistics off; imported for the first time in this process and about to start a private
+    instance (no cluster named by ``address`` or the environment), with token authentication set up for it (Ray
+    reads its authentication settings once, when it is imported).
 
     Raises:
         DependencyNotInstalled: Ray is not installed.
     """
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    if "ray" not in sys.modules and ray_address(address) is None:
+        _private_auth()
     try:
         import ray
     except ImportError as e:
@@ -39,9 +43,27 @@ def import_ray() -> ModuleType:
 
 
 def ray_address(address: str | None = None) -> str | None:
-    """The cluster to join: ``address``, else ``$RLOPS_RAY_ADDRESS``; ``None`` for a private local instance."""
-    chosen = address or os.environ.get(ADDRESS_VAR) or None
+    """The cluster to join: ``address``, else ``$RLOPS_RAY_ADDRESS``, else Ray's own ``$RAY_ADDRESS`` (which
+    KubeRay sets in its pods); ``None`` (or ``local``) for a private local instance."""
+    chosen = address or os.environ.get(ADDRESS_VAR) or os.environ.get("RAY_ADDRESS") or None
     return None if chosen == "local" else chosen
+
+
+def local_cpus() -> int:
+    """The CPUs this process may run on (a container's or ``taskset``'s limit, not the host's count)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # pragma: no cover - not on Linux
+        return os.cpu_count() or 1
+
+
+def _private_auth() -> None:
+    """Token authentication for a private instance, with a token made for it and kept in this process's environment
+    (the instance's processes inherit it; nothing is written to ``~/.ray``): Ray's servers listen on every
+    interface, and without a token anyone who reaches them could run code as this user."""
+    if os.environ.get("RAY_AUTH_MODE") in (None, "", "token") and not os.environ.get("RAY_AUTH_TOKEN"):
+        os.environ["RAY_AUTH_MODE"] = "token"
+        os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
 
 
 def driver_path() -> str:
@@ -53,13 +75,15 @@ def driver_path() -> str:
 def ray_session(address: str | None = None, *, num_cpus: int | None = None) -> Iterator[ModuleType]:
     """Ray for the block. An already initialised Ray is used as it is; otherwise this joins the cluster at
     ``address`` (see :func:`ray_address`) or starts a private instance bound to 127.0.0.1 with ``num_cpus``
-    (default: this machine's cores), and shuts down at the end only what it started.
+    (default: the CPUs this process may use) and token authentication, and shuts down at the end only what it
+    started. Joining a cluster leaves Ray's authentication settings (``RAY_AUTH_MODE``, the token) as the
+    environment has them.
 
     Raises:
         DependencyNotInstalled: Ray is not installed.
         StorageError: Ray could not start, or the cluster could not be reached.
     """
-    ray = import_ray()
+    ray = import_ray(address)
     if ray.is_initialized():
         yield ray
         return
@@ -68,14 +92,16 @@ def ray_session(address: str | None = None, *, num_cpus: int | None = None) -> I
         if target is None:
             # Workers of a private instance run this interpreter; give them the driver's import path too, so that
             # factories defined outside installed packages (a script's folder, a test module) unpickle there.
-            ray.init(address="local", num_cpus=num_cpus or os.cpu_count() or 1, include_dashboard=False,
+            ray.init(address="local", num_cpus=num_cpus or local_cpus(), include_dashboard=False,
                      log_to_driver=False, logging_level=logging.WARNING, _node_ip_address="127.0.0.1",
                      runtime_env={"env_vars": {"PYTHONPATH": driver_path()}})
         else:
             ray.init(address=target, log_to_driver=False, logging_level=logging.WARNING)
-    except (ConnectionError, RuntimeError, ValueError, OSError) as e:
+    except (ConnectionError, RuntimeError, ValueError, OSError, ray.exceptions.RayError) as e:
+        ray.shutdown()  # whatever a failed start left behind
         where = "a local Ray instance" if target is None else f"the Ray cluster at {target!r}"
-        raise StorageError(f"backend ray: could not start or join {where}: {e}") from e
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise StorageError(f"backend ray: could not start or join {where}: {first}") from e
     try:
         yield ray
     finally:
@@ -116,9 +142,12 @@ def actor_map(factory: Callable[[], Any], method: str, tasks: Sequence[tuple[Any
     ray = import_ray()
     if not tasks:
         return
-    cpus = float(ray.cluster_resources().get("CPU", 1.0))
-    n = max(1, min(workers or int(cpus) or 1, len(tasks)))
-    host_cls = ray.remote(num_cpus=min(1.0, cpus / n))(_Host)
+    # Sized by what is free now (a cluster may be serving too): actors that could not be placed would hold their
+    # first task for ever. Fractions of a CPU when asked for more actors than there are CPUs.
+    cpus = float(ray.cluster_resources().get("CPU", 0.0))
+    free = float(ray.available_resources().get("CPU", 0.0))
+    n = max(1, min(workers or int(free) or 1, len(tasks)))
+    host_cls = ray.remote(num_cpus=max(0.01, min(1.0, (cpus or 1.0) / n)))(_Host)
     factory_ref = ray.put(factory)
     hosts = [host_cls.remote(factory_ref) for _ in range(n)]
     queue = iter(enumerate(tasks))
@@ -126,7 +155,9 @@ def actor_map(factory: Callable[[], Any], method: str, tasks: Sequence[tuple[Any
 
     def submit(host: Any) -> None:
         task = next(queue, None)
-        if task is not None:
+        if task is None:
+            ray.kill(host)  # no more work: give its CPU back now, not when the last task ends
+        else:
             pending[host.call.remote(method, tuple(task[1]))] = (task[0], host)
 
     for host in hosts:
@@ -139,7 +170,9 @@ def actor_map(factory: Callable[[], Any], method: str, tasks: Sequence[tuple[Any
                 ok, value = ray.get(ref)
             except ray.exceptions.RayError as e:
                 cause = getattr(e, "cause", None) or e  # a task's own exception, else Ray's (an actor died)
-                raise StorageError(f"backend ray: task {i} failed: {type(cause).__name__}: {cause}") from e
+                text = str(cause).strip().splitlines()
+                raise StorageError(f"backend ray: task {i} failed: {type(cause).__name__}: "
+                                   f"{text[0] if text else ''}") from e
             if not ok:
                 raise value
             on_result(i, value)

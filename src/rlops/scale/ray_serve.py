@@ -15,11 +15,17 @@ What carries over from ``--workers N`` because a replica is one more server proc
   same arm from every replica.
 - **One supervisor leader** (online learning snapshots, guardrails, monitoring, retention) by a lock on the home
   folder; the other replicas learn online on their own copies as workers do.
-- **Metrics** of every replica on one node meet in a shared folder (``PROMETHEUS_MULTIPROC_DIR``), as with workers.
+- **Metrics** of the replicas on one node meet in a node-local folder (``PROMETHEUS_MULTIPROC_DIR``), as with
+  workers.
 
 Across several nodes the home folder must be a shared POSIX filesystem with working ``flock`` (see
 docs/deploy.md); metadata may live in PostgreSQL (``RLOPS_METADATA_URL``) and Parquet parts on object storage
-(``RLOPS_EVENTS_URI``). Every variable the replicas need is passed to them in their runtime environment.
+(``RLOPS_EVENTS_URI``).
+
+Secrets never travel through Ray: a private instance's replicas inherit this process's environment (keys, the
+JWT key, cloud credentials) from the processes Ray starts; on a cluster, only the non-secret locations in
+:data:`FORWARDED` are handed on, and each node provides its secrets itself (environment, ``*_FILE`` variables, an
+instance role). The replicas' settings, which Ray's controller keeps, hold no secret.
 """
 
 from __future__ import annotations
@@ -28,51 +34,72 @@ import os
 import shutil
 import signal
 import socket
+import tempfile
 import threading
-import time
 import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from rlops.errors import StorageError
-from rlops.scale.ray_compute import driver_path, import_ray, ray_address, ray_session
+from rlops.scale.ray_compute import driver_path, import_ray, local_cpus, ray_address, ray_session
 from rlops.service.settings import ServiceSettings
 
-#: The Ray Serve application's name (``serve status`` shows it).
-APP_NAME = "rlops"
+#: Prefix of the Ray Serve application's name; the rest is a hash of the home folder, so that two homes served
+#: on one cluster do not replace each other (``serve status`` shows it).
+APP_PREFIX = "rlops-"
 #: Requests one replica may hold at once (Ray Serve's default of 5 queues a loaded server's requests in the proxy).
 MAX_ONGOING = 64
-#: Prefixes of the environment variables handed on to the replicas: rlops's own (where the home's metadata, parts
-#: and keys live) and the AWS SDK's (credentials for parts on S3).
-FORWARDED = ("RLOPS_", "AWS_")
+#: Variables handed on to the replicas on a cluster: where things are, never a secret.
+FORWARDED = ("RLOPS_METADATA_URL", "RLOPS_EVENTS_URI", "RLOPS_DATA_KEY_FILE", "RLOPS_AUDIT_KEY_FILE",
+             "RLOPS_ERASURE_KEY_FILE", "RLOPS_MASTER_KEY_FILE", "RLOPS_JWT_KEY_FILE", "AWS_REGION",
+             "AWS_DEFAULT_REGION", "AWS_PROFILE")
+#: Settings a replica does not take from the driver: TLS is the proxy's, and the JWT key is read on the node.
+_NOT_FOR_REPLICAS = {"tls_cert", "tls_key", "jwt_key"}
 
 
 class Replica:
     """One Ray Serve replica: builds the service's app for ``settings`` when Ray starts it."""
 
     def __init__(self, settings: dict[str, Any]) -> None:
-        self.settings = ServiceSettings.model_validate(settings)
+        self.settings = ServiceSettings.from_env(**settings)  # the JWT key from this node's environment
 
     def __serve_build_asgi_app__(self) -> Any:
         from ray import serve
 
         from rlops.service.app import create_app
+        from rlops.service.observability import configure_logging
 
+        configure_logging()  # one JSON line per request on the replica's stderr (Ray's worker log files)
+        metrics = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+        if metrics:
+            Path(metrics).mkdir(parents=True, exist_ok=True)
         # A stream of random numbers of its own: Ray's replica id is unique across the cluster (a process id is
         # only unique on one node).
         replica_id = serve.get_replica_context().replica_id.unique_id
         return create_app(self.settings, stream=zlib.crc32(replica_id.encode()))
 
 
-def replica_env(settings: ServiceSettings, metrics_dir: Path, *, local: bool) -> dict[str, str]:
-    """What a replica's environment needs: the settings' own variables, the home's storage locations and keys
-    from this process's environment, the shared metrics folder and, on a private local instance, this process's
-    import path (rule policies name functions by import path)."""
-    env = {**settings.to_env(), "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
+def app_name(home: Path) -> str:
+    """The Serve application's name for ``home``."""
+    return f"{APP_PREFIX}{zlib.crc32(str(home.resolve()).encode()):08x}"
+
+
+def replica_settings(settings: ServiceSettings) -> dict[str, Any]:
+    """The settings a replica is built with (JSON, no secret, no TLS files)."""
+    return settings.model_dump(mode="json", exclude=_NOT_FOR_REPLICAS)
+
+
+def replica_env(metrics_dir: Path, *, local: bool) -> dict[str, str]:
+    """Variables set in every replica's process: the metrics folder and, on a private local instance, this
+    process's import path (rule policies name functions by import path); on a cluster, the locations in
+    :data:`FORWARDED` (a private instance's replicas inherit this process's whole environment anyway)."""
+    env = {"PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
     if local:
         env["PYTHONPATH"] = driver_path()
-    return {**{k: v for k, v in os.environ.items() if k.startswith(FORWARDED)}, **env}
+    else:
+        env.update({name: os.environ[name] for name in FORWARDED if os.environ.get(name)})
+    return env
 
 
 def serve_on_ray(settings: ServiceSettings, replicas: int, *, address: str | None = None,
@@ -91,51 +118,74 @@ def serve_on_ray(settings: ServiceSettings, replicas: int, *, address: str | Non
 
     Raises:
         DependencyNotInstalled: Ray is not installed.
-        StorageError: Ray could not start, or the application did not become ready.
+        StorageError: Ray could not start, or the application did not start.
+        KeyboardInterrupt: stopped (a signal) while the application was starting.
     """
-    ray = import_ray()
-    if ray_address(address) is None:  # a private instance: its proxy listens on this machine
+    ray = import_ray(address)
+    private = ray_address(address) is None
+    if private:  # its proxy listens on this machine
         _check_port(settings.host, settings.port)
     from ray import serve
 
     stop = stop or threading.Event()
-    metrics_dir = settings.home / "run" / f"metrics-ray-{os.getpid()}"
+    name = app_name(settings.home)
+    # Node-local: prometheus_client names its files by process id, which only one node keeps unique.
+    metrics_dir = Path(tempfile.gettempdir()) / f"rlops-metrics-{name}-{os.getpid()}"
     shutil.rmtree(metrics_dir, ignore_errors=True)
-    metrics_dir.mkdir(parents=True)
-    cpus = max(os.cpu_count() or 1, int(replicas * replica_cpus + 0.999))
+    cpus = max(local_cpus(), int(replicas * replica_cpus + 0.999))
+    serving = threading.Event()
     try:
         with ray_session(address, num_cpus=cpus):
             if threading.current_thread() is threading.main_thread():
-                # After ray.init, which installs a C++ handler that ends the process on SIGTERM at once: replace it
-                # so that a stop removes the application first (every replica closes its engine cleanly).
-                signal.signal(signal.SIGTERM, lambda *_: stop.set())
-                signal.signal(signal.SIGINT, lambda *_: stop.set())
+                # After ray.init, which installs a C++ handler that ends the process on SIGTERM at once: while the
+                # application starts, a signal interrupts the start; once it serves, a signal asks for a clean stop
+                # (the application is removed first, so every replica closes its engine).
+                def on_signal(*_: object) -> None:
+                    if not serving.is_set():
+                        raise KeyboardInterrupt
+                    stop.set()
+
+                signal.signal(signal.SIGTERM, on_signal)
+                signal.signal(signal.SIGINT, on_signal)
             http: dict[str, Any] = {"host": settings.host, "port": settings.port}
             if settings.tls_cert is not None and settings.tls_key is not None:
                 http.update(ssl_certfile=str(settings.tls_cert), ssl_keyfile=str(settings.tls_key))
             deployment = serve.deployment(
                 name="decision-service", num_replicas=replicas, max_ongoing_requests=MAX_ONGOING,
                 graceful_shutdown_timeout_s=30,
-                ray_actor_options={"num_cpus": replica_cpus, "runtime_env": {"env_vars": replica_env(
-                    settings, metrics_dir, local=ray_address(address) is None)}},
+                ray_actor_options={"num_cpus": replica_cpus,
+                                   "runtime_env": {"env_vars": replica_env(metrics_dir, local=private)}},
             )(serve.ingress()(Replica))
             try:
-                serve.start(http_options=http)
-                serve.run(deployment.bind(settings.model_dump(mode="json", exclude={"jwt_key"})
-                                          | _jwt(settings)), name=APP_NAME, route_prefix="/")
-            except (RuntimeError, ray.exceptions.RayError) as e:
-                cause = getattr(e, "cause", None) or e
-                raise StorageError(f"the decision service did not start on Ray: {cause}") from e
-            say(f"serving {settings.home} on {settings.scheme}://{settings.host}:{settings.port} with {replicas} "
-                f"Ray Serve replica{'s' if replicas != 1 else ''} (docs at /docs)")
-            try:
+                try:
+                    serve.start(http_options=http)
+                    serve.run(deployment.bind(replica_settings(settings)), name=name, route_prefix="/")
+                except (RuntimeError, ValueError, TimeoutError, ray.exceptions.RayError) as e:
+                    cause = getattr(e, "cause", None) or e
+                    text = str(cause).strip().splitlines()
+                    raise StorageError(f"the decision service did not start on Ray: {text[-1] if text else e!r}"
+                                       ) from e
+                serving.set()
+                say(f"serving {settings.home} on {settings.scheme}://{settings.host}:{settings.port} with "
+                    f"{replicas} Ray Serve replica{'s' if replicas != 1 else ''} (application {name}; docs at "
+                    "/docs)")
                 while not stop.wait(0.5):
                     pass
             finally:
-                serve.delete(APP_NAME)
-                serve.shutdown()  # type: ignore[no-untyped-call]
+                serving.clear()  # a second signal during the clean stop interrupts it
+                _remove(serve, name, private)
     finally:
         shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _remove(serve: Any, name: str, private: bool) -> None:
+    """Remove this service's application; on a private instance stop Serve too (on a cluster, other applications
+    and Serve's proxies stay)."""
+    try:
+        serve.delete(name)
+    finally:
+        if private:
+            serve.shutdown()
 
 
 def _check_port(host: str, port: int) -> None:
@@ -147,22 +197,3 @@ def _check_port(host: str, port: int) -> None:
         except OSError as e:
             raise StorageError(f"port: cannot listen on {host}:{port} ({e.strerror})") from e
 
-
-def _jwt(settings: ServiceSettings) -> dict[str, Any]:
-    """The JWT key in the clear for the replica's settings (``model_dump`` masks secrets)."""
-    return {} if settings.jwt_key is None else {"jwt_key": settings.jwt_key.get_secret_value()}
-
-
-def wait_ready(url: str, timeout: float = 120.0, verify: Any = True) -> None:
-    """Wait until ``url``/readyz answers 200 (every replica's engine has opened the home)."""
-    import httpx
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/readyz", timeout=2.0, verify=verify).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    raise StorageError(f"the decision service at {url} was not ready after {timeout:.0f} s")
