@@ -28,7 +28,7 @@ COMMANDS = [[], ["init"], ["demo"], ["serve"], ["deploy"], ["deploy", "apply"], 
             ["keys"], ["keys", "create"], ["keys", "list"], ["keys", "revoke"], ["audit"], ["audit", "verify"],
             ["audit", "export"], ["audit", "tail"], ["audit", "report"], ["erase"], ["retention"],
             ["retention", "apply"], ["encryption"], ["encryption", "status"], ["encryption", "init"],
-            ["encryption", "rotate"], ["models", "card"], ["explain"]]
+            ["encryption", "rotate"], ["models", "card"], ["explain"], ["schedule"]]
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "rlops")

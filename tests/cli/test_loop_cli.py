@@ -1,7 +1,13 @@
-"""``rlops retrain`` and ``rlops deploy ...`` from the command line, on a home folder with logged traffic."""
+"""``rlops retrain``, ``rlops loop`` and ``rlops deploy ...`` from the command line, on a home folder with logged
+traffic."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -54,3 +60,22 @@ def test_bad_options_exit_2_and_name_them(home: Path, capsys: pytest.CaptureFixt
     assert "--backend" in capsys.readouterr().err
     assert main(["deploy", "canary", "news", "nope@1", "-r", "x", "--home", str(home)]) == 1
     assert "not registered" in capsys.readouterr().err
+
+
+def test_loop_stops_on_sigterm_and_exits_0(home: Path) -> None:
+    """SIGTERM (what a container runtime sends) stops `rlops loop` as Ctrl-C does, with exit status 0."""
+    proc = subprocess.Popen([sys.executable, "-m", "rlops", "loop", "news", "--home", str(home)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "COLUMNS": "200"})
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()  # printed once the engine is open and the loop is waiting for a trigger
+        assert "loop on news: on trigger; Ctrl-C or SIGTERM to stop" in first, first
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, out
+    assert "stopped (SIGTERM); the next 'rlops loop' resumes where this one stopped" in out

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import signal
 import time
+from types import FrameType
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -46,6 +48,17 @@ def _config(**values: object) -> LoopConfig:
         first = e.errors()[0]
         field = str(first["loc"][0]) if first["loc"] else ""
         raise typer.BadParameter(str(first["msg"]), param_hint=_OPTIONS.get(field, field)) from e
+
+
+class _Terminated(BaseException):
+    """SIGTERM arrived: a container runtime or service manager is stopping ``rlops loop``.
+
+    A ``BaseException``, like ``KeyboardInterrupt``, so that no ``except Exception`` on the way swallows it."""
+
+
+def _terminate(_signum: int, _frame: FrameType | None) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # one is enough: the loop is already stopping
+    raise _Terminated
 
 
 def _say(line: str) -> None:
@@ -95,7 +108,8 @@ def loop(
     sweep: Sweep = 1, backend: ComputeBackend = Backend.LOCAL, home: HomeOption = None,
 ) -> None:
     """Run retrain -> validate -> shadow -> canary -> promote/rollback on a schedule (--every) or when an alert's
-    retrain action triggers it; safe to interrupt and restart (it resumes the cycle it was in)."""
+    retrain action triggers it; safe to interrupt and restart (it resumes the cycle it was in). SIGTERM stops it
+    the way Ctrl-C does, and exits 0: the stop a container runtime or service manager asks for."""
     from rlops.engine import Engine
     from rlops.rewards import parse_duration
     from rlops.rollout.loop import Loop
@@ -106,6 +120,13 @@ def loop(
         period = None if every is None else parse_duration(every)
     except ValueError as e:
         raise typer.BadParameter(str(e), param_hint="--every") from e
-    with Engine(existing_home(home)) as engine:
-        _say(f"loop on {deployment}: " + (f"every {every}" if every else "on trigger") + "; Ctrl-C to stop")
-        Loop(engine, deployment, config, say=_say).run_schedule(period, max_cycles=max_cycles)
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        with Engine(existing_home(home)) as engine:
+            _say(f"loop on {deployment}: " + (f"every {every}" if every else "on trigger")
+                 + "; Ctrl-C or SIGTERM to stop")
+            Loop(engine, deployment, config, say=_say).run_schedule(period, max_cycles=max_cycles)
+    except _Terminated:
+        _say("stopped (SIGTERM); the next 'rlops loop' resumes where this one stopped")
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -36,6 +36,7 @@ from rlops.cli import audit as _audit  # noqa: F401  isort: skip
 from rlops.cli import privacy as _privacy  # noqa: F401  isort: skip
 from rlops.cli import encryption as _encryption  # noqa: F401  isort: skip
 from rlops.cli import explain as _explain  # noqa: F401  isort: skip
+from rlops.cli import schedule as _schedule  # noqa: F401  isort: skip
 
 if TYPE_CHECKING:
     from rlops.service import ServiceSettings
