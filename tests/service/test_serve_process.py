@@ -46,8 +46,9 @@ def test_serve_process_round_trip_and_graceful_stop(home: Path, admin_key: str) 
             assert r.status_code == 200
             ids.append(r.json()["decision_id"])
         proc.send_signal(signal.SIGTERM)
-        # uvicorn shuts down gracefully, then re-raises SIGTERM so the exit status says how the process ended
-        assert proc.wait(timeout=30) in (0, -signal.SIGTERM)
+        # uvicorn shuts down gracefully and re-raises SIGTERM; rlops serve makes that a clean exit: status 0, what
+        # supervisors and container engines read as a successful stop
+        assert proc.wait(timeout=30) == 0
     finally:
         if proc.poll() is None:
             proc.kill()

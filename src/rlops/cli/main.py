@@ -119,6 +119,8 @@ def serve(
     `rlops keys create` more); see docs/security.md. Every option can also be set by its environment variable
     (RLOPS_HOST, RLOPS_PORT, RLOPS_WORKERS, RLOPS_SERVE_BACKEND, RLOPS_REPLICAS, RLOPS_RAY_ADDRESS; the rest in
     docs/deploy.md)."""
+    import signal
+
     import pydantic
     import uvicorn
 
@@ -149,6 +151,9 @@ def serve(
     if settings.workers == 1:
         console.print(f"serving {escape(str(settings.home))} on {settings.scheme}://{settings.host}:{settings.port} "
                       "(docs at /docs)")
+        # uvicorn stops gracefully on SIGTERM and then raises the signal again with the handler it found: make that
+        # one a no-op, so that a clean stop exits 0 (what supervisors and container engines read as success).
+        signal.signal(signal.SIGTERM, lambda *_: None)
         uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning",
                     **settings.uvicorn_tls())
         return

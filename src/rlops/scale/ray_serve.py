@@ -51,9 +51,8 @@ APP_PREFIX = "rlops-"
 #: Requests one replica may hold at once (Ray Serve's default of 5 queues a loaded server's requests in the proxy).
 MAX_ONGOING = 64
 #: Variables handed on to the replicas on a cluster: where things are, never a secret.
-FORWARDED = ("RLOPS_METADATA_URL", "RLOPS_EVENTS_URI", "RLOPS_DATA_KEY_FILE", "RLOPS_AUDIT_KEY_FILE",
-             "RLOPS_ERASURE_KEY_FILE", "RLOPS_MASTER_KEY_FILE", "RLOPS_JWT_KEY_FILE", "AWS_REGION",
-             "AWS_DEFAULT_REGION", "AWS_PROFILE")
+FORWARDED = ("RLOPS_METADATA_URL", "RLOPS_EVENTS_URI", "RLOPS_JWT_KEY_FILE", "AWS_REGION", "AWS_DEFAULT_REGION",
+             "AWS_PROFILE")
 #: Settings a replica does not take from the driver: TLS is the proxy's, and the JWT key is read on the node.
 _NOT_FOR_REPLICAS = {"tls_cert", "tls_key", "jwt_key"}
 
