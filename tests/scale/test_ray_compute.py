@@ -131,3 +131,18 @@ def test_without_ray_installed_the_error_says_how_to_get_it(monkeypatch: pytest.
     monkeypatch.setitem(sys.modules, "ray", None)  # what `import ray` sees when Ray is not installed
     with pytest.raises(DependencyNotInstalled, match=r"pip install 'rlops\[ray\]'"):
         run_stress(LINEAR, NoisyFeedback(1.0), weak, StressConfig(episodes=2), progress=False, backend=Backend.RAY)
+
+
+def test_a_private_instance_refuses_clients_without_its_token(ray_local: ModuleType) -> None:
+    import os
+    import subprocess
+
+    gcs = ray_local.get_runtime_context().gcs_address
+    probe = ("import ray, sys\ntry:\n    ray.init(address=sys.argv[1])\n    print('joined')\n"
+             "except Exception as e:\n    print('refused', type(e).__name__)\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH")}
+    # A client with Ray's defaults and no token (one with a wrong token is refused too; checked by hand: each
+    # refusal waits out Ray's ~20 s of connection retries)
+    out = subprocess.run([sys.executable, "-c", probe, gcs], env=env, capture_output=True, text=True,
+                         timeout=120).stdout
+    assert out.strip().splitlines()[-1].startswith("refused"), out
