@@ -28,6 +28,7 @@ import functools
 import math
 import os
 import pickle
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -444,7 +445,17 @@ _WORKER: _Runner | None = None
 
 def _init_worker(job: _Job) -> None:
     global _WORKER
+    # One BLAS and one torch thread per worker process: the pool already fills the cores, and each worker's own
+    # pool of one thread per core made them fight over them (4x slower on 2 cores; bench/scale.py). Ray does the
+    # same for its actors (OMP_NUM_THREADS=1).
+    # After building the controllers: threadpoolctl limits the libraries loaded by then, and loading a policy folder
+    # may have loaded torch (and its OpenMP).
+    from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
+
     _WORKER = _Runner(job)
+    threadpool_limits(limits=1)
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(1)
 
 
 class _WorkerFailure(Exception):
