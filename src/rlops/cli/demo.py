@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -164,18 +166,25 @@ def _bandit_gates(home: Path, behaviour_html: str = "") -> None:
     console.print(f"validation report, with the policy's partial-dependence plots: {escape(str(html))}")
 
 
-def _closed_loop(home: Path, fast: bool, seed: int) -> None:
-    """Retrain from the logging policy's logs, shadow, canary and promote over HTTP; a broken canary rolled back."""
-    from rlops.demo.bandit import LOGGING
-    from rlops.demo.closed_loop import HISTORY_COLUMNS, SUMMARY_COLUMNS, history_rows, run_closed_loop, summary_rows
-
-    console.rule("the closed loop: retrain, shadow, canary, promote; a broken canary rolled back")
+@contextmanager
+def _narrator() -> Iterator[Callable[[str], None]]:
+    """A part's ``say``: each line goes to the spinner's status and, time-stamped, to the log above it."""
     with console.status("starting") as status:
 
         def say(text: str) -> None:
             status.update(escape(text))
             console.log(escape(text))
 
+        yield say
+
+
+def _closed_loop(home: Path, fast: bool, seed: int) -> None:
+    """Retrain from the logging policy's logs, shadow, canary and promote over HTTP; a broken canary rolled back."""
+    from rlops.demo.bandit import LOGGING
+    from rlops.demo.closed_loop import HISTORY_COLUMNS, SUMMARY_COLUMNS, history_rows, run_closed_loop, summary_rows
+
+    console.rule("the closed loop: retrain, shadow, canary, promote; a broken canary rolled back")
+    with _narrator() as say:
         result = run_closed_loop(home, seed=seed, say=say, fast=fast)
     summary = Table(*SUMMARY_COLUMNS, title=f"closed loop on {LOGGING} over HTTP ({escape(result.url)})")
     for row in summary_rows(result):
@@ -205,12 +214,7 @@ def _scale(home: Path, fast: bool, seed: int) -> None:
     from rlops.demo.scale import run
 
     console.rule("scale-out on Ray")
-    with console.status("starting") as status:
-
-        def say(text: str) -> None:
-            status.update(escape(text))
-            console.log(escape(text))
-
+    with _narrator() as say:
         r = run(home, fast=fast, seed=seed, say=say)
     table = Table("stress suite", "episodes", "wall time", "same report", title=f"HVAC stress suite of "
                   f"{escape(r.candidate)} against the thermostat")
@@ -230,12 +234,7 @@ def _lifecycle(home: Path, fast: bool, seed: int) -> None:
     config = LifecycleConfig.fast() if fast else LifecycleConfig()
     config = dataclasses.replace(config, seed=seed)
     console.rule("the HVAC lifecycle")
-    with console.status("starting") as status:
-
-        def say(text: str) -> None:
-            status.update(escape(text))
-            console.log(escape(text))
-
+    with _narrator() as say:
         result = run(home, config, say=say)
     table = Table("phase", "arm", "policy", "cost $/day", "kWh/day", "comfort K·h/day", "reward/decision",
                   title=f"HVAC: {config.buildings} simulated buildings over HTTP ({escape(result.url)})")
