@@ -24,3 +24,17 @@ def test_the_scale_part_matches_local_numbers_and_logs_every_decision(tmp_path: 
     assert any("Ray Serve replicas" in line for line in said)
     with Engine(home) as engine:
         assert engine.interactions(DEPLOYMENT, include_pending=True).stats.decisions == 200
+
+
+def test_without_ray_the_part_is_skipped_and_says_how_to_get_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    import importlib.util
+
+    from rlops.cli import demo
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "ray" else real(name, *a))
+    demo._scale(tmp_path / "home", fast=True, seed=0)
+    out = " ".join(capsys.readouterr().out.split())
+    assert "Ray is not installed, so this part is skipped: pip install 'rlops[ray]'" in out
+    assert not (tmp_path / "home").exists()  # nothing was started or written

@@ -1,4 +1,5 @@
-"""One private Ray instance per test module that asks for it: 2 CPUs, bound to loopback, shut down afterwards."""
+"""One private Ray instance per test module that asks for it: the machine's cores, node address 127.0.0.1, token
+authentication, shut down afterwards."""
 
 from __future__ import annotations
 
@@ -12,5 +13,5 @@ from rlops.scale import ray_session
 
 @pytest.fixture(scope="module")
 def ray_local() -> Iterator[ModuleType]:
-    with ray_session(num_cpus=2) as ray:
+    with ray_session() as ray:
         yield ray

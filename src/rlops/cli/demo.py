@@ -211,9 +211,15 @@ def _gate_table(gates: list[dict[str, object]] | list[tuple[str, str, str]], tit
 
 
 def _scale(home: Path, fast: bool, seed: int) -> None:
+    import importlib.util
+
     from rlops.demo.scale import run
 
     console.rule("scale-out on Ray")
+    if importlib.util.find_spec("ray") is None:
+        console.print("Ray is not installed, so this part is skipped: pip install 'rlops[ray]' (make demo installs "
+                      "it).", markup=False)
+        return
     with _narrator() as say:
         r = run(home, fast=fast, seed=seed, say=say)
     table = Table("stress suite", "episodes", "wall time", "same report", title=f"HVAC stress suite of "
