@@ -23,6 +23,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from rlops.engine import DeploymentSpec, Engine
+from rlops.events.log import PREALLOC_BYTES
 from rlops.scenarios import SyntheticBandit
 from rlops.service.runner import ServiceProcess
 from tests.keys import bearer, make_key
@@ -41,6 +42,7 @@ class Service:
     def __init__(self, home: Path, url: str, key: str, certificate: Path) -> None:
         self.home, self.url, self.auth = home, url, bearer(key)
         self.verify = ssl.create_default_context(cafile=str(certificate))
+        self.killed: set[int] = set()
 
     def call(self, method: str, path: str, *, auth: bool = True, **kwargs: Any) -> httpx.Response:
         """One request on a new connection (Ray's proxy spreads requests over the replicas whatever the
@@ -74,8 +76,14 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     process = ServiceProcess(home, replicas=2, start_timeout=180, tls=(certificate, private_key))
     with process as url:
         assert url.startswith("https://")
-        yield Service(home, url, key, certificate)
+        service = Service(home, url, key, certificate)
+        yield service
     assert process._proc is not None and process._proc.returncode == 0  # a graceful stop on SIGTERM
+    # and every replica closed its engine: each live writer cut its segment back from the preallocated size (the
+    # killed replica's segment keeps it: nobody closed it)
+    for segment in (home / "events" / "segments").glob("*.seg"):
+        if int(segment.name.split("-")[1]) not in service.killed:
+            assert segment.stat().st_size < PREALLOC_BYTES, segment.name
 
 
 def test_every_acknowledged_decision_is_logged_and_attributable(service: Service) -> None:
@@ -116,6 +124,7 @@ def test_acknowledged_decisions_survive_a_killed_replica_and_ray_restarts_it(ser
     assert len(replicas) == 2 and replicas <= writers  # the two replicas are the event log's writers
     victim = max(replicas)
     os.kill(victim, signal.SIGKILL)
+    service.killed.add(victim)
     logged = service.logged()
     assert all(str(a["decision_id"]) in logged for a in before)  # acknowledged means on disk
     # The other replica keeps answering meanwhile (a request in flight on the victim may fail: retried here).
@@ -139,6 +148,11 @@ def test_hot_swap_canary_and_rollback_reach_every_replica(service: Service) -> N
     canary = service.call("POST", f"{admin}/canary", json={"policy": FOOD, "fraction": 0.5, "reason": "try food"})
     assert canary.status_code == 200, canary.text
     _until(lambda: len({service.decide(f"c{i}")["policy_version"] for i in range(30)}) == 2)
+    # Each replica loads a newer revision on its first request more than a second after its last look: once 1.5 s
+    # have passed, 40 requests reach both (all but surely) and every replica serves the canary's revision.
+    time.sleep(1.5)
+    for i in range(40):
+        service.decide(f"warm{i}")
     seen: dict[str, set[object]] = {}
     with ThreadPoolExecutor(8) as pool:
         for i, answer in enumerate(pool.map(lambda i: service.decide(f"c{i % 30}"), range(150))):

@@ -16,6 +16,15 @@ from rlops.scale.ray_serve import app_name, replica_env, replica_settings
 from rlops.service import ServiceSettings
 
 
+@pytest.fixture(autouse=True)
+def _no_logging_setup(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`rlops serve` points the service's loggers at this process's stderr, which pytest swaps for every test: keep
+    these in-process runs from leaving a handler on a stream that later tests' servers would write to, closed."""
+    import rlops.service
+
+    monkeypatch.setattr(rlops.service, "configure_logging", lambda *a, **k: None)
+
+
 @pytest.fixture
 def home(tmp_path: Path) -> Path:
     Engine(tmp_path / "home").close()

@@ -83,7 +83,7 @@ class ServiceProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
             tls = [] if self.tls is None else ["--tls-cert", str(self.tls[0]), "--tls-key", str(self.tls[1])]
-            how = (["--workers", str(self.workers)] if self.replicas is None
+            how = (["--backend", "local", "--workers", str(self.workers)] if self.replicas is None
                    else ["--backend", "ray", "--replicas", str(self.replicas)])
             self._proc = subprocess.Popen([sys.executable, "-m", "rlops", "serve", "--home", str(self.home),
                                            "--port", str(port), *how, *tls],
