@@ -8,6 +8,8 @@ concurrent writer's row wins the primary key.
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from typing import Any
 
 from sqlalchemy import MetaData, create_engine, event
@@ -23,9 +25,18 @@ CONNECT_TIMEOUT_S = 10
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=FULL")
     cursor.execute("PRAGMA busy_timeout=10000")
+    # Switching a new database to WAL takes an exclusive lock, and SQLite may answer "database is locked" at once
+    # (without waiting out the busy timeout) while other processes open the same new file: try again, briefly.
+    for attempt in range(1, 41):
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            break
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or attempt == 40:
+                raise
+            time.sleep(min(0.25, 0.01 * attempt))
+    cursor.execute("PRAGMA synchronous=FULL")
     cursor.close()
 
 
