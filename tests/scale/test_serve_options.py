@@ -113,3 +113,23 @@ def test_replicas_get_no_secret_through_ray(home: Path, monkeypatch: pytest.Monk
 def test_app_names_differ_by_home(tmp_path: Path) -> None:
     assert app_name(tmp_path / "a") != app_name(tmp_path / "b")
     assert app_name(tmp_path / "a") == app_name(tmp_path / "x" / ".." / "a")
+
+
+def test_stopping_never_hides_the_error_that_stopped_it(caplog: pytest.LogCaptureFixture) -> None:
+    from rlops.scale.ray_serve import _remove
+
+    calls: list[str] = []
+
+    class Serve:
+        def delete(self, name: str) -> None:
+            calls.append(f"delete {name}")
+            raise RuntimeError("Serve is not running")
+
+        def shutdown(self) -> None:
+            calls.append("shutdown")
+
+    _remove(Serve(), "rlops-1", private=False)  # a cluster: only our application goes
+    assert calls == ["delete rlops-1"]
+    assert "could not remove the application rlops-1 on Ray: Serve is not running" in caplog.text
+    _remove(Serve(), "rlops-1", private=True)  # a private instance: Serve stops too, even after a failed delete
+    assert calls == ["delete rlops-1", "delete rlops-1", "shutdown"]

@@ -30,6 +30,7 @@ instance role). The replicas' settings, which Ray's controller keeps, hold no se
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import signal
@@ -44,6 +45,8 @@ from typing import Any
 from rlops.errors import StorageError
 from rlops.scale.ray_compute import driver_path, import_ray, local_cpus, ray_address, ray_session
 from rlops.service.settings import ServiceSettings
+
+log = logging.getLogger("rlops.service")
 
 #: Prefix of the Ray Serve application's name; the rest is a hash of the home folder, so that two homes served
 #: on one cluster do not replace each other (``serve status`` shows it).
@@ -179,12 +182,16 @@ def serve_on_ray(settings: ServiceSettings, replicas: int, *, address: str | Non
 
 def _remove(serve: Any, name: str, private: bool) -> None:
     """Remove this service's application; on a private instance stop Serve too (on a cluster, other applications
-    and Serve's proxies stay)."""
-    try:
-        serve.delete(name)
-    finally:
-        if private:
-            serve.shutdown()
+    and Serve's proxies stay). Failures are logged, never raised: this runs while stopping, perhaps after a failed
+    start whose error must be the one reported."""
+    for step, call in (("remove the application", lambda: serve.delete(name)),
+                       ("stop Serve", serve.shutdown if private else None)):
+        if call is None:
+            continue
+        try:
+            call()
+        except Exception as e:  # Ray raises many kinds; the stop goes on
+            log.warning("could not %s %s on Ray: %s", step, name, e)
 
 
 def _check_port(host: str, port: int) -> None:
