@@ -700,3 +700,13 @@ def test_unwritable_folder_is_a_storage_error(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("x")
     with pytest.raises(StorageError):
         EventLog(tmp_path / "file" / "ev")
+
+
+def test_a_segment_names_the_process_that_wrote_it(tmp_path: Path) -> None:
+    from rlops.events.layout import Layout, stem_writer
+
+    with EventLog(tmp_path / "events") as log:
+        log.append([discrete(0)])
+        (stem,) = Layout(tmp_path / "events").segment_stems()
+    assert stem_writer(stem) == os.getpid()
+    assert stem_writer("notes") is None and stem_writer("a-b-c") is None

@@ -57,6 +57,20 @@ def fill(log: EventLog) -> None:
     log.rotate()
 
 
+
+def _crash_before_the_outcomes_part(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make compaction fail on its second durable write (a segment's outcomes part), as a crash there would."""
+    real = compaction_module._write_durably
+    calls: list[Any] = []
+
+    def crash_on_second(target: Any, data: pa.Table | bytes) -> int:
+        calls.append(target)
+        if len(calls) == 2:
+            raise OSError(errno.EIO, "simulated crash before the outcomes part")
+        return real(target, data)
+
+    monkeypatch.setattr(compaction_module, "_write_durably", crash_on_second)
+
 def test_parts_go_to_the_uri_and_read_back_equal(tmp_path: Path, uri: str) -> None:
     root = tmp_path / "events"
     with EventLog(root, parts_uri=uri) as log:
@@ -97,16 +111,7 @@ def test_a_crash_between_the_two_parts_leaves_exactly_one_current_copy(tmp_path:
     with EventLog(root, parts_uri=uri) as log:
         fill(log)
         expected = list(log.iter_records())
-    real = compaction_module._write_durably
-    calls: list[Any] = []
-
-    def crash_on_second(target: Any, data: pa.Table | bytes) -> int:
-        calls.append(target)
-        if len(calls) == 2:
-            raise OSError(errno.EIO, "simulated crash before the outcomes part")
-        return real(target, data)
-
-    monkeypatch.setattr(compaction_module, "_write_durably", crash_on_second)
+    _crash_before_the_outcomes_part(monkeypatch)
     with pytest.raises(StorageError, match="simulated crash"):
         EventLog(root, parts_uri=uri).compact()
     monkeypatch.undo()
@@ -235,16 +240,7 @@ def test_a_non_local_store_holds_the_parts(tmp_path: Path, memory_store: PartSto
         # a crash between the two parts of the next segment: one current copy, then compaction finishes
         log.append([decision(7, "dave"), outcome(7)])
         log.rotate()
-        real = compaction_module._write_durably
-        calls: list[Any] = []
-
-        def crash_on_second(target: Any, data: pa.Table | bytes) -> int:
-            calls.append(target)
-            if len(calls) == 2:
-                raise OSError(errno.EIO, "simulated crash before the outcomes part")
-            return real(target, data)
-
-        monkeypatch.setattr(compaction_module, "_write_durably", crash_on_second)
+        _crash_before_the_outcomes_part(monkeypatch)
         with pytest.raises(StorageError):
             log.compact()
         monkeypatch.undo()

@@ -23,6 +23,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from rlops.engine import DeploymentSpec, Engine
+from rlops.events.layout import Layout, stem_writer
 from rlops.events.log import PREALLOC_BYTES
 from rlops.scenarios import SyntheticBandit
 from rlops.service.runner import ServiceProcess
@@ -58,7 +59,7 @@ class Service:
 
     def writers(self) -> set[int]:
         """The process ids of the writers that have appended to the event log (a segment's name carries it)."""
-        return {int(p.name.split("-")[1]) for p in (self.home / "events" / "segments").glob("*.seg")}
+        return {w for s in Layout(self.home / "events").segment_stems() if (w := stem_writer(s)) is not None}
 
     def logged(self) -> dict[str, dict[str, object]]:
         with Engine(self.home) as engine:
@@ -82,7 +83,7 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     # and every replica closed its engine: each live writer cut its segment back from the preallocated size (the
     # killed replica's segment keeps it: nobody closed it)
     for segment in (home / "events" / "segments").glob("*.seg"):
-        if int(segment.name.split("-")[1]) not in service.killed:
+        if stem_writer(segment.stem) not in service.killed:
             assert segment.stat().st_size < PREALLOC_BYTES, segment.name
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +22,10 @@ from rlops.client import Client
 from rlops.demo.bandit import spec as bandit_spec
 from rlops.demo.keys import client_keys
 from rlops.engine import Engine
+from rlops.errors import NotFoundError
 from rlops.evaluation.stress import ControllerSource, StressConfig, run_stress
+from rlops.events.layout import Layout, stem_writer
+from rlops.home import Home
 from rlops.scale import Backend, ray_session
 from rlops.scenarios import SyntheticBandit
 from rlops.service.runner import ServiceProcess
@@ -48,18 +51,24 @@ class ScaleResult:
     logged: int = 0
     writers: int = 0
     serve_seconds: float = 0.0
-    notes: list[str] = field(default_factory=list)
 
 
 def _candidate(home: Path) -> tuple[ControllerSource | None, str]:
-    """The newest registered HVAC PPO version's policy folder as a controller, or None (the thermostat)."""
+    """The newest registered HVAC PPO version (verified) as a controller, or None (the thermostat)."""
     from rlops.demo.lifecycle import MODEL
     from rlops.evaluation.controllers import ActMode, PolicyFolderController
+    from rlops.registry import Registry
+    from rlops.registry.artifact import POLICY
 
-    versions = sorted((home / "registry" / MODEL).glob("v*/policy"), key=lambda p: int(p.parent.name[1:]))
-    if not versions:
+    if not Home(home).exists:  # a new home: nothing registered yet
         return None, "the thermostat"
-    return PolicyFolderController(versions[-1], ActMode.GREEDY), f"{MODEL}@{versions[-1].parent.name[1:]}"
+    with Registry(Home(home)) as registry:
+        try:
+            record = registry.verify(MODEL)
+        except NotFoundError:
+            return None, "the thermostat"
+        folder = registry.folder(record.name, record.version) / POLICY
+    return PolicyFolderController(folder, ActMode.GREEDY), str(record.ref)
 
 
 def run(home: Path, *, fast: bool = False, seed: int = 0, say: Say = print) -> ScaleResult:
@@ -89,8 +98,8 @@ def run(home: Path, *, fast: bool = False, seed: int = 0, say: Say = print) -> S
     result.mean_difference = on_ray.variation("nominal").difference.estimate
 
     n = 200 if fast else 600
-    segments = home / "events" / "segments"
-    before = {p.name for p in segments.glob("*.seg")}
+    segments = Layout(home / "events")
+    before = set(segments.segment_stems())
     with Engine(home) as engine:
         engine.apply(bandit_spec(DEPLOYMENT, {"kind": "linucb", "params": {"alpha": 0.5, "epsilon": 0.05}},
                                  online=False))
@@ -108,6 +117,6 @@ def run(home: Path, *, fast: bool = False, seed: int = 0, say: Say = print) -> S
     with Engine(home) as engine:
         logged = set(engine.log.read_decisions()["decision_id"].to_pylist())
     result.logged = sum(i in logged for i in ids)
-    # Segments this part's servers made (a segment's name carries its writer's process id).
-    result.writers = len({p.name.split("-")[1] for p in segments.glob("*.seg") if p.name not in before})
+    # The writers of the segments this part's servers made.
+    result.writers = len({stem_writer(s) for s in segments.segment_stems() if s not in before})
     return result

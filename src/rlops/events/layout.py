@@ -49,6 +49,12 @@ def stem_time_ms(stem: str) -> int | None:
     return id_time_ms(head) if looks_like_id(head) else None
 
 
+def stem_writer(stem: str) -> int | None:
+    """The process id of the writer that made the segment ``stem`` (None for a name rlops did not make)."""
+    parts = stem.split("-")
+    return int(parts[1]) if len(parts) == 3 and parts[1].isdigit() else None
+
+
 def _stems(folder: Path, suffix: str) -> list[str]:
     try:
         names = os.listdir(folder)

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import ssl
@@ -63,13 +62,12 @@ class ServiceProcess:
     """
 
     def __init__(self, home: Path, start_timeout: float = 60.0, workers: int = 1,
-                 tls: tuple[Path, Path] | None = None, replicas: int | None = None,
-                 env: dict[str, str] | None = None) -> None:
+                 tls: tuple[Path, Path] | None = None, replicas: int | None = None) -> None:
         """``tls``: (certificate, private key) PEM files to serve HTTPS with; the readiness probe trusts that
         certificate. ``replicas``: serve with ``--backend ray`` and that many Ray Serve replicas (a private Ray
-        instance; allow a longer ``start_timeout``). ``env``: added to the server's environment."""
+        instance; allow a longer ``start_timeout``)."""
         self.home, self._timeout, self.workers, self.tls = home, start_timeout, workers, tls
-        self.replicas, self.env = replicas, env
+        self.replicas = replicas
         self.log_path = home / "logs" / "service.log"
         self._proc: subprocess.Popen[bytes] | None = None
         self.url = ""
@@ -87,7 +85,7 @@ class ServiceProcess:
                    else ["--backend", "ray", "--replicas", str(self.replicas)])
             self._proc = subprocess.Popen([sys.executable, "-m", "rlops", "serve", "--home", str(self.home),
                                            "--port", str(port), *how, *tls],
-                                          stdout=log, stderr=log, env={**os.environ, **(self.env or {})})
+                                          stdout=log, stderr=log)
         self.url = f"{'http' if self.tls is None else 'https'}://127.0.0.1:{port}"
         verify: ssl.SSLContext | bool = (True if self.tls is None
                                          else ssl.create_default_context(cafile=str(self.tls[0])))
